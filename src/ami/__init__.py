@@ -1,0 +1,22 @@
+"""ami: objective-driven AI with a JEPA world model — learn from pixels, plan in latent space.
+
+Each `ami` subcommand is a function here taking the same options as a config dataclass:
+
+    from ami import CollectConfig, TrainConfig, EvalConfig, collect, train, evaluate
+    data = collect(CollectConfig(out="data/two_rooms.h5"))
+    run = train(TrainConfig(data=data))
+    print(evaluate(EvalConfig(run=run))["success_rate"])
+"""
+
+from ami.config import CollectConfig, DemoConfig, EvalConfig, ModelConfig, PlanConfig, TrainConfig
+from ami.data.collect import collect
+from ami.demo import demo
+from ami.evaluate.planning import evaluate
+from ami.io import load_model
+from ami.train import train
+
+__version__ = "0.1.0"
+__all__ = [
+    "CollectConfig", "DemoConfig", "EvalConfig", "ModelConfig", "PlanConfig", "TrainConfig",
+    "collect", "demo", "evaluate", "load_model", "train",
+]

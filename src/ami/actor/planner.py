@@ -1,0 +1,70 @@
+"""The actor's Mode-2 interface: optimise an action sequence against a cost through the model.
+
+A planner sees the world model, the current latent history and a cost function over predicted
+embeddings. It never sees the true state of the world.
+"""
+
+from __future__ import annotations
+
+from abc import ABC, abstractmethod
+from dataclasses import dataclass
+from typing import NamedTuple, Protocol
+
+import torch
+
+
+class CostFn(Protocol):
+    def __call__(self, z_pred: torch.Tensor, actions: torch.Tensor
+                 ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
+        """z_pred (S, T, D), actions (S, T, fs·A) → total cost (S,) and named terms (S,) each."""
+
+
+class PlanningResult(NamedTuple):
+    actions: torch.Tensor          # (T, fs·A) the chosen action blocks, in world units
+    cost: float                    # its predicted total cost
+    terms: dict[str, float]        # the cost's named terms for that sequence
+
+
+@dataclass(frozen=True)
+class ActionBounds:
+    """Box bounds and an optional norm limit on one environment action."""
+
+    low: tuple[float, ...]
+    high: tuple[float, ...]
+    max_norm: float | None = None
+
+    @property
+    def action_dim(self) -> int:
+        return len(self.low)
+
+    @property
+    def scale(self) -> float:
+        """A typical magnitude of one action coordinate, for sampling stds."""
+        return max(max(abs(x) for x in self.low), max(abs(x) for x in self.high))
+
+    @classmethod
+    def of(cls, env) -> ActionBounds:
+        space = env.action_space
+        return cls(tuple(float(x) for x in space.low), tuple(float(x) for x in space.high),
+                   getattr(env, "max_action_norm", None))
+
+    def project(self, blocks: torch.Tensor) -> torch.Tensor:
+        """Clamp (..., fs·A) action blocks into the box, then shrink each action to max_norm."""
+        shape = blocks.shape
+        a = blocks.reshape(*shape[:-1], -1, self.action_dim)           # (..., fs, A)
+        low = a.new_tensor(self.low)
+        high = a.new_tensor(self.high)
+        a = torch.maximum(torch.minimum(a, high), low)
+        if self.max_norm is not None:
+            n = a.norm(dim=-1, keepdim=True)
+            a = a * (self.max_norm / n.clamp_min(self.max_norm))
+        return a.reshape(shape)
+
+
+class Planner(ABC):
+    """Returns the action sequence that minimises `cost_fn` over the model's predictions."""
+
+    @abstractmethod
+    def plan(self, model, z_hist: torch.Tensor, cost_fn: CostFn,
+             init: torch.Tensor | None = None) -> PlanningResult:
+        """z_hist (1, h, D): the current latent history; init (T, fs·A): a warm start."""

@@ -1,0 +1,97 @@
+"""The `ami` command: parse options into a config, call the library function, print the result.
+
+    ami collect | train | eval | demo  [--help] [options]
+
+Add --debug anywhere to see a traceback instead of a one-line error.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+
+import tyro
+
+from ami.config import CollectConfig, DemoConfig, EvalConfig, TrainConfig
+from ami.errors import AmiError
+
+
+def _collect(cfg: CollectConfig) -> None:
+    from ami.data.collect import collect
+    path = collect(cfg)
+    print(f"wrote {cfg.episodes} episodes of {cfg.steps} steps to {path}")
+
+
+def _train(cfg: TrainConfig) -> None:
+    from ami.demo import link_latest
+    from ami.train import train
+    run = train(cfg)
+    link_latest(run)
+    print(f"run directory: {run}")
+
+
+def _eval(cfg: EvalConfig) -> None:
+    from ami.evaluate.planning import evaluate
+    r = evaluate(cfg)
+    shown = {k: r[k] for k in ("episodes", "success_rate", "mean_steps", "ms_per_plan_median",
+                               "seconds_per_episode")}
+    print(json.dumps(shown, indent=2))
+    print(f"wrote {cfg.run}/eval.json")
+
+
+def _demo(cfg: DemoConfig) -> None:
+    from ami.demo import demo
+    s = demo(cfg)
+    rows = [
+        ("data", f"{s['episodes_collected']} episodes, {s['frames']} frames "
+                 f"({s['collect_seconds']:.0f} s to collect)"),
+        ("training", f"{s['train_steps']} steps in {s['train_seconds']:.0f} s"),
+        ("parameters", f"{s['parameters']:,}"),
+        ("success rate", f"{100 * s['success_rate']:.0f} % of {s['eval_episodes']} episodes"),
+        ("ms per plan", f"{s['ms_per_plan_median']:.1f} (median)"),
+        ("s per episode", f"{s['seconds_per_episode']:.2f}"),
+        ("run", s["run"]),
+    ]
+    width = max(len(k) for k, _ in rows)
+    print("\nami demo: Two-Rooms, from pixels to plans")
+    for k, v in rows:
+        print(f"  {k:<{width}}  {v}")
+
+
+COMMANDS = {
+    "collect": (CollectConfig, _collect),
+    "train": (TrainConfig, _train),
+    "eval": (EvalConfig, _eval),
+    "demo": (DemoConfig, _demo),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    argv = list(sys.argv[1:] if argv is None else argv)
+    debug = "--debug" in argv
+    argv = [a for a in argv if a != "--debug"]
+    if not argv or argv[0] in ("-h", "--help"):
+        print(__doc__.strip())
+        return 0 if argv else 2
+    name, rest = argv[0], argv[1:]
+    if name not in COMMANDS:
+        print(f"ami: error: unknown command '{name}'; choose one of {', '.join(COMMANDS)}",
+              file=sys.stderr)
+        return 2
+    config_cls, run = COMMANDS[name]
+    cfg = tyro.cli(config_cls, args=rest, prog=f"ami {name}")
+    try:
+        run(cfg)
+    except AmiError as e:
+        if debug:
+            raise
+        print(f"ami: error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("ami: interrupted", file=sys.stderr)
+        return 130
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

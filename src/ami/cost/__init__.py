@@ -1,0 +1,5 @@
+"""Cost: intrinsic terms over predicted latent trajectories, each reported by name."""
+
+from ami.cost.goal import GoalCost
+
+__all__ = ["GoalCost"]

@@ -1,0 +1,5 @@
+"""Perception: observations (images) to embeddings."""
+
+from ami.perception.encoder import ConvEncoder
+
+__all__ = ["ConvEncoder"]

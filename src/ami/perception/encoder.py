@@ -1,0 +1,35 @@
+"""A small convolutional encoder: one image to one embedding z, through a projector.
+
+The projector (MLP with BatchNorm, as in LeWM) gives the anti-collapse regulariser a free space
+to shape, so the convolutional features need not be Gaussian themselves.
+"""
+
+from __future__ import annotations
+
+import torch
+import torch.nn as nn
+
+
+class ConvEncoder(nn.Module):
+    """(B, C, S, S) float image in [0, 1] → (B, embed_dim)."""
+
+    def __init__(self, channels: int, image_size: int, width: int, embed_dim: int,
+                 hidden: int = 256):
+        super().__init__()
+        layers, c, s = [], channels, image_size
+        widths = [width, 2 * width, 4 * width, 4 * width]
+        for w in widths:  # each stride-2 conv halves the side: 64 → 32 → 16 → 8 → 4
+            if s < 8:
+                break
+            layers += [nn.Conv2d(c, w, kernel_size=4, stride=2, padding=1), nn.GELU()]
+            c, s = w, s // 2
+        self.backbone = nn.Sequential(*layers, nn.Flatten())
+        self.projector = nn.Sequential(
+            nn.Linear(c * s * s, hidden),
+            nn.BatchNorm1d(hidden),
+            nn.GELU(),
+            nn.Linear(hidden, embed_dim),
+        )
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.projector(self.backbone(x))

@@ -1,0 +1,6 @@
+"""World model: action-conditioned prediction in embedding space, and its regulariser."""
+
+from ami.world_model.model import WorldModel
+from ami.world_model.sigreg import sigreg
+
+__all__ = ["WorldModel", "sigreg"]

@@ -1,0 +1,59 @@
+"""The JEPA world model: encoder + predictor, with the interface planners rely on."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from ami.config import ModelConfig
+from ami.perception.encoder import ConvEncoder
+from ami.world_model.predictor import MLPPredictor
+
+
+class WorldModel(nn.Module):
+    """encode(obs) → z;  predict(z_hist, a) → ẑ_next;  rollout(z_hist, a_seq) → ẑ_1..T.
+
+    Actions are given in the world's units, as blocks of `frameskip` actions flattened to
+    (frameskip · action_dim,); the model scales them itself.
+    """
+
+    def __init__(self, cfg: ModelConfig):
+        super().__init__()
+        self.cfg = cfg
+        self.encoder = ConvEncoder(cfg.channels, cfg.image_size, cfg.encoder_width, cfg.embed_dim)
+        self.predictor = MLPPredictor(cfg.embed_dim, cfg.history, cfg.frameskip * cfg.action_dim,
+                                      cfg.predictor_width, cfg.predictor_depth)
+
+    @property
+    def block_dim(self) -> int:
+        return self.cfg.frameskip * self.cfg.action_dim
+
+    @property
+    def device(self) -> torch.device:
+        return next(self.parameters()).device
+
+    def encode(self, obs) -> torch.Tensor:
+        """obs (..., H, W, C) uint8 (numpy or tensor) → z (..., D)."""
+        x = torch.as_tensor(np.asarray(obs) if not torch.is_tensor(obs) else obs)
+        x = x.to(self.device, non_blocking=True)
+        lead = x.shape[:-3]
+        x = x.reshape(-1, *x.shape[-3:]).permute(0, 3, 1, 2).float().div_(255.0)  # (N, C, H, W)
+        return self.encoder(x).reshape(*lead, self.cfg.embed_dim)
+
+    def predict(self, z_hist: torch.Tensor, action: torch.Tensor) -> torch.Tensor:
+        """z_hist (B, h, D), action block (B, fs·A) → ẑ_next (B, D)."""
+        return self.predictor(z_hist, action / self.cfg.action_scale)
+
+    def rollout(self, z_hist: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """z_hist (B, h, D), action blocks (B, T, fs·A) → predicted embeddings (B, T, D)."""
+        a = actions / self.cfg.action_scale
+        preds = []
+        for k in range(a.shape[1]):
+            z_next = self.predictor(z_hist, a[:, k])
+            preds.append(z_next)
+            z_hist = torch.cat([z_hist[:, 1:], z_next[:, None]], dim=1)
+        return torch.stack(preds, dim=1)
+
+    def num_parameters(self) -> int:
+        return sum(p.numel() for p in self.parameters())

@@ -1,0 +1,30 @@
+"""Shared fixtures: small data made on the fly, so tests never download anything."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from ami.config import CollectConfig, ModelConfig, TrainConfig
+from ami.data.collect import collect
+
+torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="session")
+def tiny_data(tmp_path_factory):
+    path = tmp_path_factory.mktemp("data") / "two_rooms.h5"
+    return collect(CollectConfig(out=path, episodes=12, steps=40, seed=3), progress=False)
+
+
+def tiny_train_config(data, run, steps=60) -> TrainConfig:
+    return TrainConfig(
+        data=data, run=run, steps=steps, batch_size=16, warmup=5, log_every=10, progress=False,
+        model=ModelConfig(embed_dim=16, encoder_width=8, predictor_width=64),
+    )
+
+
+@pytest.fixture(scope="session")
+def tiny_run(tiny_data, tmp_path_factory):
+    from ami.train import train
+    return train(tiny_train_config(tiny_data, tmp_path_factory.mktemp("runs") / "tiny"))

@@ -1,0 +1,62 @@
+"""The `ami` command end to end with tiny sizes, and its one-line errors."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from ami.cli import main
+
+
+def run_cli(*args):
+    return subprocess.run([sys.executable, "-m", "ami.cli", *args], capture_output=True, text=True,
+                          timeout=600)
+
+
+def test_collect_train_eval_smoke(tmp_path):
+    data, run = tmp_path / "d.h5", tmp_path / "run"
+    assert main(["collect", "--out", str(data), "--episodes", "4", "--steps", "30"]) == 0
+    assert main(["train", "--data", str(data), "--run", str(run), "--steps", "5",
+                 "--batch-size", "8", "--model.encoder-width", "8", "--no-progress"]) == 0
+    assert main(["eval", "--run", str(run), "--episodes", "2", "--budget", "10",
+                 "--plan.samples", "16", "--plan.iterations", "2", "--plan.elites", "4",
+                 "--no-progress"]) == 0
+    result = json.loads((run / "eval.json").read_text())
+    assert result["episodes"] == 2 and 0.0 <= result["success_rate"] <= 1.0
+    assert result["ms_per_plan_median"] > 0 and result["mean_steps"] <= 10
+    protocol = result["protocol"]
+    assert protocol["budget"] == 10 and protocol["seeds"] == [1000, 1001]
+    assert protocol["planner"]["samples"] == 16 and protocol["goal_rule"]
+    assert (run / "episode.gif").exists()
+
+
+def test_demo_smoke(tmp_path):
+    assert main(["demo", "--runs", str(tmp_path), "--collect.episodes", "3", "--collect.steps",
+                 "30", "--train.steps", "3", "--train.batch-size", "8", "--train.no-progress",
+                 "--eval.episodes", "1", "--eval.budget", "5", "--eval.plan.samples", "8",
+                 "--eval.plan.iterations", "1", "--eval.plan.elites", "2",
+                 "--eval.no-progress"]) == 0
+    summary = json.loads(next(tmp_path.glob("two_rooms-*/demo.json")).read_text())
+    assert summary["eval_episodes"] == 1 and summary["parameters"] > 0
+    assert (tmp_path / "latest").is_symlink()
+
+
+@pytest.mark.parametrize("args, message", [
+    (["train", "--data", "{tmp}/missing.h5"], "data file not found"),
+    (["train", "--data", "{tmp}/bad.h5"], "not an HDF5 file"),
+    (["collect", "--world", "tworooms", "--out", "{tmp}/x.h5"], "unknown world 'tworooms'"),
+    (["eval", "--run", "{tmp}"], "no model"),
+])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
+    (tmp_path / "bad.h5").write_text("not hdf5")
+    proc = run_cli(*[a.format(tmp=tmp_path) for a in args])
+    assert proc.returncode == 2
+    assert message in proc.stderr
+    assert "Traceback" not in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1
+
+
+def test_unknown_command():
+    proc = run_cli("fly")
+    assert proc.returncode == 2 and "unknown command" in proc.stderr

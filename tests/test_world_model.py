@@ -1,0 +1,98 @@
+"""SIGReg, the world model's interface, training and checkpoints."""
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from ami.config import ModelConfig
+from ami.errors import AmiError
+from ami.io import load_model, save_model
+from ami.train import effective_rank, train
+from ami.world_model import WorldModel, sigreg
+
+from .conftest import tiny_train_config
+
+
+def test_sigreg_small_for_gaussian_large_for_collapse():
+    g = torch.Generator().manual_seed(0)
+    gauss = torch.randn(1024, 32, generator=g)
+    collapsed = torch.randn(1024, 1, generator=g) * torch.ones(1, 32) * 0.01
+    low_rank = torch.randn(1024, 2, generator=g) @ torch.randn(2, 32, generator=g)
+    s_gauss = sigreg(gauss, 256, torch.Generator().manual_seed(1)).item()
+    # O(1) under the null (N = 1024 samples), O(N) for collapsed or low-rank embeddings
+    assert s_gauss < 2.0
+    assert sigreg(collapsed, 256, torch.Generator().manual_seed(1)).item() > 100 * s_gauss
+    assert sigreg(low_rank, 256, torch.Generator().manual_seed(1)).item() > 50 * s_gauss
+
+
+def test_sigreg_gradient_pushes_towards_gaussian():
+    z = (torch.rand(512, 8) * 0.1).requires_grad_()
+    opt = torch.optim.SGD([z], lr=0.5)
+    before = sigreg(z.detach(), 64, torch.Generator().manual_seed(0)).item()
+    for i in range(50):
+        opt.zero_grad()
+        sigreg(z, 64, torch.Generator().manual_seed(i)).backward()
+        opt.step()
+    assert sigreg(z.detach(), 64, torch.Generator().manual_seed(0)).item() < 0.2 * before
+
+
+def test_effective_rank():
+    assert effective_rank(torch.randn(2000, 16)) > 14
+    assert effective_rank(torch.randn(2000, 1) * torch.ones(1, 16)) < 1.1
+
+
+def test_world_model_shapes():
+    cfg = ModelConfig(embed_dim=16, encoder_width=8, predictor_width=32, history=2)
+    m = WorldModel(cfg).eval()
+    obs = np.zeros((3, 4, 64, 64, 3), np.uint8)
+    z = m.encode(obs)
+    assert z.shape == (3, 4, 16)
+    a = torch.zeros(3, 7, m.block_dim)
+    assert m.predict(z[:, :2], a[:, 0]).shape == (3, 16)
+    assert m.rollout(z[:, :2], a).shape == (3, 7, 16)
+
+
+def test_training_loss_falls_and_run_dir_is_complete(tiny_data, tmp_path):
+    run = train(tiny_train_config(tiny_data, tmp_path / "run", steps=120))
+    for name in ("config.json", "model.safetensors", "metrics.jsonl", "train_summary.json"):
+        assert (run / name).exists()
+    rows = [json.loads(line) for line in (run / "metrics.jsonl").read_text().splitlines()]
+    first, last = rows[0], rows[-1]
+    assert last["train/loss"] < 0.5 * first["train/loss"]
+    assert last["train/effective_rank"] > 4  # no collapse
+    assert {"train/pred", "train/sigreg", "train/lr"} <= set(last)
+
+
+def test_training_is_deterministic(tiny_data, tmp_path):
+    a = load_model(train(tiny_train_config(tiny_data, tmp_path / "a", steps=15)))
+    b = load_model(train(tiny_train_config(tiny_data, tmp_path / "b", steps=15)))
+    for (k, va), vb in zip(a.state_dict().items(), b.state_dict().values(), strict=True):
+        assert torch.equal(va, vb), k
+
+
+def test_checkpoint_round_trip_and_strict_load(tmp_path):
+    cfg = ModelConfig(embed_dim=8, encoder_width=8, predictor_width=32)
+    m = WorldModel(cfg).eval()
+    save_model(m, tmp_path)
+    m2 = load_model(tmp_path)
+    assert m2.cfg == cfg
+    x = np.random.default_rng(0).integers(0, 255, (2, 64, 64, 3), dtype=np.uint8)
+    assert torch.allclose(m.encode(x), m2.encode(x))
+    # a checkpoint with a missing key is refused, naming the key
+    from safetensors import safe_open
+    from safetensors.torch import load_file, save_file
+    path = tmp_path / "model.safetensors"
+    with safe_open(path, "pt") as f:
+        meta = f.metadata()
+    tensors = load_file(path)
+    del tensors["predictor.net.0.weight"]
+    save_file(tensors, path, metadata=meta)
+    with pytest.raises(AmiError, match="predictor.net.0.weight"):
+        load_model(tmp_path)
+
+
+def test_run_without_model_is_a_clear_error(tmp_path):
+    with pytest.raises(AmiError, match="no model"):
+        load_model(tmp_path)
