@@ -1,0 +1,6 @@
+"""Trajectories on disk: the HDF5 episode format, collection and training windows."""
+
+from ami.data.dataset import EpisodeDataset, EpisodeWriter
+from ami.data.windows import WindowSampler
+
+__all__ = ["EpisodeDataset", "EpisodeWriter", "WindowSampler"]

@@ -1,0 +1,54 @@
+"""Data-collection policies. They may read the true state: they make data, they do not plan."""
+
+from __future__ import annotations
+
+import numpy as np
+
+
+class RandomWalk:
+    """Random displacements that keep their direction for a while, so episodes cover space."""
+
+    def __init__(self, max_norm: float, rng: np.random.Generator, switch_prob: float = 0.15):
+        self.max_norm, self.rng, self.switch_prob = max_norm, rng, switch_prob
+        self.action = self._draw()
+
+    def _draw(self) -> np.ndarray:
+        angle = self.rng.uniform(0, 2 * np.pi)
+        norm = self.max_norm * np.sqrt(self.rng.uniform(0, 1))
+        return norm * np.array([np.cos(angle), np.sin(angle)], np.float32)
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        if self.rng.uniform() < self.switch_prob:
+            self.action = self._draw()
+        return self.action
+
+
+class DoorSeeker:
+    """Heads for the door, goes through it, then for a random point in the other room; noisy."""
+
+    def __init__(self, env, rng: np.random.Generator, noise: float = 0.6):
+        self.env, self.rng, self.noise = env, rng, noise
+        self.target_room: int | None = None
+        self.waypoint: np.ndarray | None = None
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        env = self.env
+        if self.target_room is None:
+            self.target_room = 1 - env.room_of(state)
+            self.waypoint = env.free_position(self.target_room, self.rng)
+        if env.room_of(state) != self.target_room:
+            # aim a little beyond the doorway so that the dot passes through it
+            side = 1.0 if self.target_room == 1 else -1.0
+            x = env.layout.wall_x + side * 6.0 if abs(state[0] - env.layout.wall_x) < 4 else \
+                env.layout.wall_x
+            target = np.array([x, env.layout.door_center], np.float32)
+        else:
+            target = self.waypoint
+            if np.linalg.norm(target - state) < 2.0:  # reached: pick a new point, maybe go back
+                self.target_room = int(self.rng.integers(2))
+                self.waypoint = env.free_position(self.target_room, self.rng)
+        d = target - state
+        step = d / max(np.linalg.norm(d), 1e-6) * env.max_action_norm
+        return (step + self.noise * env.max_action_norm * self.rng.standard_normal(2)).astype(
+            np.float32
+        )
