@@ -1,9 +1,10 @@
 """CEM finds the minimum of a known cost; bounds hold; plans are seeded."""
 
 import numpy as np
+import pytest
 import torch
 
-from ami.actor import ActionBounds, CEMPlanner, RecedingHorizon
+from ami.actor import ActionBounds, CEMPlanner, GradientPlanner, MPPIPlanner, RecedingHorizon
 from ami.config import ModelConfig
 
 
@@ -30,30 +31,41 @@ def quadratic_to(target, over_all_steps=False):
 BOUNDS = ActionBounds((-1.0, -1.0), (1.0, 1.0), max_norm=1.0)
 
 
-def test_cem_finds_the_minimum_of_a_quadratic():
+PLANNERS = {
+    "cem": lambda seed=0: CEMPlanner(BOUNDS, 3, 4, samples=200, iterations=20, elites=20,
+                                     seed=seed),
+    "mppi": lambda seed=0: MPPIPlanner(BOUNDS, 3, 4, samples=200, iterations=20, seed=seed),
+    "gradient": lambda seed=0: GradientPlanner(BOUNDS, 3, 4, restarts=8, iterations=60,
+                                               lr=0.1, seed=seed),
+}
+
+
+@pytest.mark.parametrize("name", PLANNERS)
+def test_planner_finds_the_minimum_of_a_quadratic(name):
     world = IdentityWorld()
     target = torch.tensor([2.5, -1.5])
-    planner = CEMPlanner(BOUNDS, horizon=3, block_dim=4, samples=200, iterations=20, elites=20)
-    result = planner.plan(world, torch.zeros(1, 1, 2), quadratic_to(target))
+    result = PLANNERS[name]().plan(world, torch.zeros(1, 1, 2), quadratic_to(target))
     end = world.rollout(torch.zeros(1, 1, 2), result.actions[None])[0, -1]
     assert torch.allclose(end, target, atol=0.05)
     assert result.cost < 0.01 and result.terms["goal"] == result.cost
 
 
-def test_cem_respects_bounds_when_the_target_is_out_of_reach():
+@pytest.mark.parametrize("name", PLANNERS)
+def test_planner_respects_bounds_when_the_target_is_out_of_reach(name):
     world = IdentityWorld()
-    planner = CEMPlanner(BOUNDS, horizon=2, block_dim=4, samples=100, iterations=10, elites=10)
-    result = planner.plan(world, torch.zeros(1, 1, 2), quadratic_to(torch.tensor([50.0, 0.0])))
+    target = torch.tensor([50.0, 0.0])
+    result = PLANNERS[name]().plan(world, torch.zeros(1, 1, 2), quadratic_to(target))
     a = result.actions.reshape(-1, 2)
     assert (a.norm(dim=-1) <= 1.0 + 1e-6).all() and (a.abs() <= 1.0 + 1e-6).all()
-    assert torch.allclose(a[:, 0], torch.ones(4), atol=0.05)  # pushes straight at the bound
+    assert torch.allclose(a[:, 0], torch.ones(6), atol=0.05)  # pushes straight at the bound
 
 
-def test_cem_is_seeded():
+@pytest.mark.parametrize("name", PLANNERS)
+def test_planner_is_seeded(name):
     world = IdentityWorld()
-    plans = [CEMPlanner(BOUNDS, 3, 4, 50, 5, 5, seed=s).plan(
-        world, torch.zeros(1, 1, 2), quadratic_to(torch.tensor([1.0, 1.0]))).actions
-        for s in (7, 7, 8)]
+    plans = [PLANNERS[name](seed).plan(world, torch.zeros(1, 1, 2),
+                                       quadratic_to(torch.tensor([1.0, 1.0]))).actions
+             for seed in (7, 7, 8)]
     assert torch.equal(plans[0], plans[1]) and not torch.equal(plans[0], plans[2])
 
 

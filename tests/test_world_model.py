@@ -96,3 +96,18 @@ def test_checkpoint_round_trip_and_strict_load(tmp_path):
 def test_run_without_model_is_a_clear_error(tmp_path):
     with pytest.raises(AmiError, match="no model"):
         load_model(tmp_path)
+
+
+@pytest.mark.parametrize("history", [1, 3])
+def test_fast_rollout_equals_repeated_predict(history):
+    torch.manual_seed(0)
+    m = WorldModel(ModelConfig(embed_dim=8, encoder_width=8, predictor_width=32,
+                               history=history)).eval()
+    z = torch.randn(5, history, 8)
+    a = torch.randn(5, 4, m.block_dim)
+    expected, z_hist = [], z
+    for k in range(4):
+        z_next = m.predict(z_hist, a[:, k])
+        expected.append(z_next)
+        z_hist = torch.cat([z_hist[:, 1:], z_next[:, None]], dim=1)
+    assert torch.allclose(m.rollout(z, a), torch.stack(expected, 1), atol=1e-5)

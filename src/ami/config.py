@@ -105,10 +105,10 @@ class TrainConfig:
 class PlanConfig:
     """The actor's planner and its receding-horizon loop."""
 
-    planner: Literal["cem"] = "cem"
+    planner: Literal["cem", "mppi", "gradient"] = "cem"
     """Planning algorithm."""
     samples: int = 300
-    """Candidate action sequences per iteration."""
+    """Candidate action sequences per iteration (for gradient: restarts optimised in a batch)."""
     iterations: int = 30
     """Refinement iterations per plan."""
     elites: int = 30
@@ -120,7 +120,11 @@ class PlanConfig:
     min_std: float = 0.05
     """Floor of the sampling std, as a fraction of the action bound."""
     momentum: float = 0.0
-    """Weight of the previous mean and std in each update."""
+    """CEM: weight of the previous mean and std in each update."""
+    temperature: float = 0.1
+    """MPPI: softmax temperature, in units of the iteration's cost std."""
+    gradient_lr: float = 0.3
+    """Gradient: Adam step size, as a fraction of the action bound."""
     cost: Literal["final", "sum"] = "sum"
     """Goal distance averaged over the horizon (arrive early and stay), or on the final step only
     (which lets receding horizon put arriving off)."""

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ami.actor.planner import ActionBounds, CostFn, Planner, PlanningResult
+from ami.actor.planner import ActionBounds, CostFn, Planner, PlanningResult, final_result
 
 
 class CEMPlanner(Planner):
@@ -46,6 +46,4 @@ class CEMPlanner(Planner):
             m = self.momentum
             mean = m * mean + (1 - m) * elite.mean(0)
             std = (m * std + (1 - m) * elite.std(0)).clamp_min(self.min_std)
-        z_dev = best.to(z0.device)[None]
-        total, terms = cost_fn(model.rollout(z_hist, z_dev), z_dev)
-        return PlanningResult(best, float(total[0]), {k: float(v[0]) for k, v in terms.items()})
+        return final_result(model, z_hist, cost_fn, best)

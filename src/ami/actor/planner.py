@@ -68,3 +68,12 @@ class Planner(ABC):
     def plan(self, model, z_hist: torch.Tensor, cost_fn: CostFn,
              init: torch.Tensor | None = None) -> PlanningResult:
         """z_hist (1, h, D): the current latent history; init (T, fs·A): a warm start."""
+
+
+def final_result(model, z_hist: torch.Tensor, cost_fn: CostFn, best: torch.Tensor
+                 ) -> PlanningResult:
+    """Score the chosen sequence (T, fs·A) once more and report its cost terms by name."""
+    with torch.no_grad():
+        a = best.to(z_hist.device)[None]
+        total, terms = cost_fn(model.rollout(z_hist, a), a)
+    return PlanningResult(best, float(total[0]), {k: float(v[0]) for k, v in terms.items()})

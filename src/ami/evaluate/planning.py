@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ami.actor import ActionBounds, CEMPlanner, RecedingHorizon
+from ami.actor import ActionBounds, RecedingHorizon, make_planner
 from ami.config import EvalConfig, to_dict
 from ami.cost import GoalCost
 from ami.envs import make_env
@@ -21,14 +21,6 @@ from ami.evaluate.video import save_gif
 from ami.io import MODEL_FILE, load_model, write_json
 
 GOAL_RULE = "start and goal drawn uniformly in different rooms (env.sample_start_and_goal)"
-
-
-def make_planner(cfg, bounds: ActionBounds, block_dim: int, seed: int):
-    p = cfg
-    if p.planner != "cem":
-        raise AmiError(f"unknown planner '{p.planner}': choose cem")
-    return CEMPlanner(bounds, p.horizon, block_dim, p.samples, p.iterations, p.elites,
-                      p.init_std, p.min_std, p.momentum, seed)
 
 
 @torch.no_grad()

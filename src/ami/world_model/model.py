@@ -47,13 +47,7 @@ class WorldModel(nn.Module):
 
     def rollout(self, z_hist: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """z_hist (B, h, D), action blocks (B, T, fs·A) → predicted embeddings (B, T, D)."""
-        a = actions / self.cfg.action_scale
-        preds = []
-        for k in range(a.shape[1]):
-            z_next = self.predictor(z_hist, a[:, k])
-            preds.append(z_next)
-            z_hist = torch.cat([z_hist[:, 1:], z_next[:, None]], dim=1)
-        return torch.stack(preds, dim=1)
+        return self.predictor.rollout(z_hist, actions / self.cfg.action_scale)
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
