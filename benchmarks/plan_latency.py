@@ -1,5 +1,6 @@
 """Median milliseconds of one CEM plan at the LeWM setting (300 samples, 30 iterations,
-horizon 5) with the default Two-Rooms model (random weights: latency does not depend on them).
+horizon 5) with the default Two-Rooms model (random weights: latency does not depend on them),
+the plan's achieved GFLOP/s, and this machine's float32 matmul GFLOP/s measured in the same run.
 
     python benchmarks/plan_latency.py [--run RUN] [--repeats 20] [--threads 2]
 """
@@ -37,13 +38,10 @@ def main() -> None:
     planner = CEMPlanner(ActionBounds.of(env), horizon=5, block_dim=model.block_dim,
                          samples=300, iterations=30, elites=30)
     cost = GoalCost(z_goal, "final")
-    for _ in range(3):
-        planner.plan(model, z, cost)
-    times = []
-    for _ in range(args.repeats):
-        t = time.perf_counter()
-        planner.plan(model, z, cost)
-        times.append(1000 * (time.perf_counter() - t))
+    times = median_ms(lambda: planner.plan(model, z, cost), args.repeats)
+    plan_flops = 300 * 30 * 5 * predictor_flops_per_step(model)
+    a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
+    peak = 2 * 2048**3 / (statistics.median(median_ms(lambda: a @ b, 10)) / 1000) / 1e9
     print(f"machine: {platform.processor() or platform.machine()}, torch {torch.__version__}, "
           f"{args.threads} threads")
     source = f"run {args.run}" if args.run else "default config"
@@ -51,6 +49,27 @@ def main() -> None:
     print(f"CEM plan (300 samples x 30 iterations, horizon 5): "
           f"median {statistics.median(times):.1f} ms, min {min(times):.1f} ms "
           f"over {args.repeats} plans")
+    achieved = plan_flops / (statistics.median(times) / 1000) / 1e9
+    print(f"CEM plan throughput: {plan_flops / 1e9:.2f} GFLOP per plan, {achieved:.0f} GFLOP/s; "
+          f"fp32 matmul peak (2048^3) {peak:.0f} GFLOP/s; ratio {achieved / peak:.2f}")
+
+
+def median_ms(fn, repeats: int) -> list[float]:
+    """Times of `repeats` calls in ms, after 3 warm-up calls."""
+    for _ in range(3):
+        fn()
+    times = []
+    for _ in range(repeats):
+        t = time.perf_counter()
+        fn()
+        times.append(1000 * (time.perf_counter() - t))
+    return times
+
+
+def predictor_flops_per_step(model) -> int:
+    """Multiply-adds ×2 of the predictor's linear layers for one candidate and one step."""
+    return sum(2 * m.in_features * m.out_features for m in model.predictor.modules()
+               if isinstance(m, torch.nn.Linear))
 
 
 if __name__ == "__main__":
