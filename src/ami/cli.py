@@ -18,8 +18,9 @@ from ami.errors import AmiError
 
 def _collect(cfg: CollectConfig) -> None:
     from ami.data.collect import collect
+    from ami.data.dataset import count_episodes
     path = collect(cfg)
-    print(f"wrote {cfg.episodes} episodes of {cfg.steps} steps to {path}")
+    print(f"{path} holds {count_episodes(path)} episodes of {cfg.steps} steps")
 
 
 def _train(cfg: TrainConfig) -> None:
@@ -79,18 +80,28 @@ def main(argv: list[str] | None = None) -> int:
               file=sys.stderr)
         return 2
     config_cls, run = COMMANDS[name]
+    # tyro reports its own parse errors (unknown option, bad choice) and exits with code 2
     cfg = tyro.cli(config_cls, args=rest, prog=f"ami {name}")
     try:
         run(cfg)
     except AmiError as e:
         if debug:
             raise
-        print(f"ami: error: {e}", file=sys.stderr)
+        print(f"ami: error: {_one_line(e)}", file=sys.stderr)
         return 2
+    except OSError as e:  # disk full, permissions: the user's to fix, but not a usage error
+        if debug:
+            raise
+        print(f"ami: error: {_one_line(e)} (--debug shows where)", file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("ami: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _one_line(e: Exception) -> str:
+    return " ".join(str(e).split())
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ class CollectConfig:
     random_layout: bool = False
     """Draw a new wall and door position per episode (eb_jepa's harder setting)."""
     seed: int = 0
-    """Random seed of the policies and of the world."""
+    """Random seed of the policies and of the world; episode i depends only on (seed, i)."""
+    resume: bool = False
+    """Continue an interrupted collection: add episodes until `out` holds `episodes` in all."""
 
 
 @dataclass
@@ -97,6 +99,11 @@ class TrainConfig:
     """Random seed of initialisation and batch sampling."""
     log_every: int = 50
     """Write metrics.jsonl every this many steps."""
+    checkpoint_every: int = 250
+    """Write a resumable checkpoint.safetensors (model, optimiser, RNG states) every this many
+    steps."""
+    resume: Path | None = None
+    """Run directory to continue from its last checkpoint, with the run's own settings."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -190,7 +197,8 @@ def from_dict(cls, d: dict):
         default = getattr(cls(), name) if name in known else None
         if is_dataclass(default) and isinstance(value, dict):
             kwargs[name] = from_dict(type(default), value)
-        elif isinstance(default, Path) or (name in ("data", "run", "out") and value is not None):
+        elif isinstance(default, Path) or (name in ("data", "run", "out", "resume")
+                                             and isinstance(value, str)):
             kwargs[name] = Path(value)
         else:
             kwargs[name] = value

@@ -1,12 +1,19 @@
-"""`ami train`: one loop for the JEPA world model, MSE(ẑ, z) + λ·SIGReg, end to end from pixels."""
+"""`ami train`: one loop for the JEPA world model, MSE(ẑ, z) + λ·SIGReg, end to end from pixels.
+
+The loop is resumable bit for bit: every `checkpoint_every` steps it writes the model, the
+optimiser, and the state of every random stream it draws from (numpy for batches, a torch
+Generator for SIGReg's directions, torch's and python's global RNGs), and `--resume RUN` puts all
+of them back. The LR schedule is a pure function of the step, so the step is its whole state.
+"""
 
 from __future__ import annotations
 
 import json
 import math
+import random
 import time
 import warnings
-from dataclasses import replace
+from dataclasses import fields, replace
 from pathlib import Path
 
 import numpy as np
@@ -14,15 +21,33 @@ import torch
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ami.config import TrainConfig, to_dict
+from ami.config import ModelConfig, TrainConfig, from_dict, to_dict
 from ami.data.dataset import EpisodeDataset
 from ami.data.windows import WindowSampler
 from ami.device import autocast, resolve_device
 from ami.envs import WORLDS
 from ami.errors import AmiError
-from ami.io import save_model, write_json
+from ami.io import (
+    CHECKPOINT_FILE,
+    MODEL_FILE,
+    Checkpoint,
+    atomic_write,
+    check_model_fits,
+    read_checkpoint,
+    restore,
+    save_checkpoint,
+    save_model,
+    write_json,
+)
 from ami.world_model.model import WorldModel
 from ami.world_model.sigreg import sigreg
+
+METRICS_FILE = "metrics.jsonl"
+# options that change how a run is watched or stored, not what it computes: --resume takes them
+# from the command line; every other option comes from the run itself
+_RESUME_OVERRIDES = ("data", "device", "progress", "log_every", "checkpoint_every")
+# set from the data, not by the user
+_MODEL_FROM_DATA = ("image_size", "channels", "action_dim", "action_scale")
 
 
 def jepa_loss(model: WorldModel, frames: torch.Tensor, actions: torch.Tensor, cfg: TrainConfig,
@@ -52,6 +77,8 @@ def jepa_loss(model: WorldModel, frames: torch.Tensor, actions: torch.Tensor, cf
 
 def effective_rank(z: torch.Tensor) -> float:
     """exp(entropy) of the normalised singular values of centred embeddings (Roy & Vetterli)."""
+    if not torch.isfinite(z).all():  # diverged weights: the loss check names the step
+        return float("nan")
     s = torch.linalg.svdvals((z - z.mean(0)).float())
     p = s / s.sum().clamp_min(1e-12)
     return float(torch.exp(-(p * torch.log(p.clamp_min(1e-12))).sum()))
@@ -69,41 +96,100 @@ def default_run_dir(world: str) -> Path:
     return Path("runs") / f"{world}-{time.strftime('%Y%m%d-%H%M%S')}"
 
 
+def check_train_config(cfg: TrainConfig) -> None:
+    """Every option in range, or an AmiError naming the first one that is not."""
+    m = cfg.model
+    rules = [
+        ("steps", cfg.steps >= 1, ">= 1"), ("batch_size", cfg.batch_size >= 2, ">= 2"),
+        ("future", cfg.future >= 1, ">= 1"),
+        ("lr", math.isfinite(cfg.lr) and cfg.lr > 0, "a positive number"),
+        ("weight_decay", cfg.weight_decay >= 0, ">= 0"), ("warmup", cfg.warmup >= 0, ">= 0"),
+        ("smooth_weight", cfg.smooth_weight >= 0, ">= 0"),
+        ("sigreg_weight", cfg.sigreg_weight >= 0, ">= 0"),
+        ("sigreg_projections", cfg.sigreg_projections >= 1, ">= 1"),
+        ("grad_clip", cfg.grad_clip >= 0, ">= 0 (0: off)"), ("seed", cfg.seed >= 0, ">= 0"),
+        ("log_every", cfg.log_every >= 1, ">= 1"),
+        ("checkpoint_every", cfg.checkpoint_every >= 1, ">= 1"),
+        ("model.embed_dim", m.embed_dim >= 1, ">= 1"),
+        ("model.encoder_width", m.encoder_width >= 1, ">= 1"),
+        ("model.predictor_width", m.predictor_width >= 1, ">= 1"),
+        ("model.predictor_depth", m.predictor_depth >= 2, ">= 2"),
+        ("model.history", m.history >= 1, ">= 1"), ("model.frameskip", m.frameskip >= 1, ">= 1"),
+    ]
+    for name, ok, want in rules:
+        if not ok:
+            value = cfg
+            for part in name.split("."):
+                value = getattr(value, part)
+            raise AmiError(f"--{name.replace('_', '-')} must be {want}, got {value}")
+
+
 def train(cfg: TrainConfig) -> Path:
-    """Train a world model on `cfg.data`; returns the run directory."""
-    if cfg.steps < 1 or cfg.batch_size < 2:
-        raise AmiError(f"steps must be >= 1 and batch_size >= 2, got {cfg.steps}, {cfg.batch_size}")
+    """Train a world model on `cfg.data`, or continue `cfg.resume`; returns the run directory."""
+    check_train_config(cfg)
+    ckpt = None
+    if cfg.resume is not None:
+        ckpt = read_checkpoint(Path(cfg.resume) / CHECKPOINT_FILE)
+        cfg = _resumed_config(cfg, ckpt)
     data = EpisodeDataset.load(cfg.data)
-    h, w, c = data.image_shape
-    if h != w:
-        raise AmiError(f"{cfg.data}: images are {h}x{w}; the encoder needs square images")
-    world = WORLDS.get(data.world)
-    scale = world.max_action_norm if world is not None else cfg.model.action_scale
-    mcfg = replace(cfg.model, image_size=h, channels=c, action_dim=data.action_dim,
-                   action_scale=float(scale))
-    cfg = replace(cfg, model=mcfg)
-    run = Path(cfg.run) if cfg.run is not None else default_run_dir(data.world)
-    run.mkdir(parents=True, exist_ok=True)
+    if ckpt is None:
+        cfg = replace(cfg, model=_model_config_for(data, cfg))
+        run = Path(cfg.run) if cfg.run is not None else default_run_dir(data.world)
+        _refuse_to_overwrite(run)
+        cfg = replace(cfg, run=run)
+    else:
+        run = Path(cfg.resume)
+        check_model_fits(cfg.model, data.image_shape, data.action_dim, f"data {cfg.data}",
+                         f"run {run}")
+        if ckpt.step >= cfg.steps and (run / MODEL_FILE).exists():
+            return run  # finished before: nothing left to do
+    mcfg = cfg.model
+    device = resolve_device(cfg.device)
+    sampler = WindowSampler(data, mcfg.history, cfg.future, mcfg.frameskip)
+    run.mkdir(parents=True, exist_ok=True)  # only once every input has been checked
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    device = resolve_device(cfg.device)
     model = WorldModel(mcfg).to(device)
-    sampler = WindowSampler(data, mcfg.history, cfg.future, mcfg.frameskip)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     gen = torch.Generator(device=device)
     gen.manual_seed(cfg.seed)
+    data_info = {"path": str(cfg.data), "episodes": data.num_episodes, "frames": len(data.frames)}
 
-    write_json(run / "config.json", {"train": to_dict(cfg), "world": data.world,
-                                     "data": {"path": str(cfg.data), "episodes": data.num_episodes,
-                                              "frames": len(data.frames)},
-                                     "parameters": model.num_parameters()})
-    metrics_path = run / "metrics.jsonl"
-    metrics_path.unlink(missing_ok=True)
-    t_start = time.perf_counter()
-    bar = tqdm(range(cfg.steps), desc="train", unit="step", disable=not cfg.progress)
-    warned = False
-    with open(metrics_path, "a") as log:
+    if ckpt is None:
+        start, elapsed, resumed_at = 0, 0.0, []
+        write_json(run / "config.json", {"train": to_dict(cfg), "world": data.world,
+                                         "data": data_info, "parameters": model.num_parameters()})
+        (run / METRICS_FILE).unlink(missing_ok=True)
+    else:
+        restore(ckpt, model, opt)
+        _restore_rngs(ckpt, rng, gen, device)
+        start, elapsed = ckpt.step, float(ckpt.state.get("elapsed", 0.0))
+        resumed_at = [*ckpt.state.get("resumed_at", []), start]
+        if ckpt.state.get("data", {}).get("frames") != data_info["frames"]:
+            warnings.warn(f"{cfg.data} now holds {data.num_episodes} episodes, not the "
+                          f"{ckpt.state.get('data', {}).get('episodes')} the run began with; the "
+                          f"resumed run will not match an uninterrupted one", stacklevel=1)
+        _keep_metrics_before(run / METRICS_FILE, start)
+
+    t_start = time.perf_counter() - elapsed
+
+    def checkpoint(done: int) -> tuple[int, Path]:
+        if not all(torch.isfinite(p).all() for p in model.parameters()):
+            raise AmiError(f"training diverged: non-finite weights after step {done - 1}; "
+                           f"{_last_good(last_good, run)}")
+        state = {"config": to_dict(cfg), "data": data_info, "resumed_at": resumed_at,
+                 "elapsed": time.perf_counter() - t_start, **_rng_json(rng)}
+        path = save_checkpoint(run / CHECKPOINT_FILE, model, opt, done, state,
+                               _rng_tensors(gen, device))
+        return done, path
+
+    last_good = None
+    last_good = checkpoint(0) if ckpt is None else (ckpt.step, ckpt.path)
+    bar = tqdm(range(start, cfg.steps), desc="train", unit="step", disable=not cfg.progress,
+               initial=start, total=cfg.steps)
+    warned, record = False, None
+    with open(run / METRICS_FILE, "a") as log:
         for step in bar:
             frames, actions = sampler.sample(cfg.batch_size, rng)
             frames = torch.from_numpy(frames).to(device, non_blocking=True)
@@ -116,7 +202,7 @@ def train(cfg: TrainConfig) -> Path:
             loss = terms["loss"]
             if not torch.isfinite(loss):
                 raise AmiError(f"training diverged: loss is {loss.item()} at step {step}; "
-                               f"the last saved model in {run} is from before it")
+                               f"{_last_good(last_good, run)}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
@@ -135,11 +221,124 @@ def train(cfg: TrainConfig) -> Path:
                     warnings.warn(f"embeddings may be collapsing: effective rank "
                                   f"{record['train/effective_rank']:.2f} of {mcfg.embed_dim} at "
                                   f"step {step} (raise sigreg_weight?)", stacklevel=1)
+            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+                last_good = checkpoint(step + 1)
+    checkpoint(cfg.steps)  # checks the weights are finite before they become the run's model
     save_model(model.cpu(), run)
     summary = {"train_seconds": time.perf_counter() - t_start, "steps": cfg.steps,
-               "parameters": model.num_parameters(), "final": record}
+               "parameters": model.num_parameters(), "resumed_at": resumed_at, "final": record}
     write_json(run / "train_summary.json", summary)
     return run
+
+
+def _model_config_for(data: EpisodeDataset, cfg: TrainConfig) -> ModelConfig:
+    h, w, c = data.image_shape
+    if h != w:
+        raise AmiError(f"{cfg.data}: images are {h}x{w}; the encoder needs square images")
+    world = WORLDS.get(data.world)
+    scale = world.max_action_norm if world is not None else cfg.model.action_scale
+    return replace(cfg.model, image_size=h, channels=c, action_dim=data.action_dim,
+                   action_scale=float(scale))
+
+
+def _refuse_to_overwrite(run: Path) -> None:
+    for name in (CHECKPOINT_FILE, MODEL_FILE):
+        if (run / name).exists():
+            raise AmiError(f"run directory {run} already holds {name}; continue it with "
+                           f"`ami train --resume {run}`, or choose a new --run")
+
+
+def _resumed_config(given: TrainConfig, ckpt: Checkpoint) -> TrainConfig:
+    """The run's own config, with the options that do not change the computation taken from
+    the command line; an option that would change it is an error, not silently ignored."""
+    run = Path(given.resume)
+    if given.run is not None and Path(given.run) != run:
+        raise AmiError(f"--run {given.run} and --resume {run} name different runs; --resume "
+                       f"continues a run in its own directory")
+    try:
+        saved = from_dict(TrainConfig, ckpt.state["config"])
+    except (KeyError, TypeError, ValueError) as e:
+        raise AmiError(f"{ckpt.path}: its training config does not fit this version of ami "
+                       f"({e})") from None
+    if saved.model != ckpt.model_config:
+        raise AmiError(f"{ckpt.path}: damaged: its model config and training config disagree")
+    default, conflicts, overrides = TrainConfig(), [], {}
+    for f in fields(TrainConfig):
+        name = f.name
+        g, s, d = getattr(given, name), getattr(saved, name), getattr(default, name)
+        if name in ("resume", "run"):
+            continue
+        if name == "model":
+            conflicts += [f"model.{k.name}={getattr(g, k.name)!r} (the run has "
+                          f"{getattr(s, k.name)!r})" for k in fields(ModelConfig)
+                          if k.name not in _MODEL_FROM_DATA
+                          and getattr(g, k.name) not in (getattr(d, k.name), getattr(s, k.name))]
+        elif name in _RESUME_OVERRIDES:
+            overrides[name] = g if g != d else s
+        elif g not in (d, s):
+            conflicts.append(f"{name}={g!r} (the run has {s!r})")
+    if conflicts:
+        raise AmiError(f"--resume {run} continues the run with its own settings, but these "
+                       f"options differ: {', '.join(conflicts)}; start a new run to change them")
+    return replace(saved, resume=run, run=run, **overrides)
+
+
+def _rng_json(rng: np.random.Generator) -> dict:
+    version, state, gauss = random.getstate()
+    return {"numpy_rng": rng.bit_generator.state,
+            "python_rng": {"version": version, "state": list(state), "gauss": gauss}}
+
+
+def _rng_tensors(gen: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
+    tensors = {"rng/torch": torch.get_rng_state(), "rng/sigreg": gen.get_state()}
+    if device.type == "cuda":
+        tensors["rng/cuda"] = torch.cuda.get_rng_state(device)
+    return tensors
+
+
+def _restore_rngs(ckpt: Checkpoint, rng: np.random.Generator, gen: torch.Generator,
+                  device: torch.device) -> None:
+    try:
+        rng.bit_generator.state = ckpt.state["numpy_rng"]
+        p = ckpt.state["python_rng"]
+        random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
+        torch.set_rng_state(ckpt.tensors["rng/torch"])
+        sigreg_state = ckpt.tensors["rng/sigreg"]
+    except (KeyError, TypeError, ValueError, RuntimeError) as e:
+        raise AmiError(f"{ckpt.path}: its RNG states are missing or damaged ({e})") from None
+    try:
+        gen.set_state(sigreg_state)
+    except RuntimeError:  # a CPU generator's state does not fit a CUDA one, and back
+        warnings.warn(f"{ckpt.path} was written on another device type than {device.type}; "
+                      f"SIGReg's directions restart from the seed, so the resumed run will not "
+                      f"match an uninterrupted one", stacklevel=2)
+        gen.manual_seed(ckpt.state.get("config", {}).get("seed", 0) + ckpt.step)
+    if "rng/cuda" in ckpt.tensors and device.type == "cuda":
+        torch.cuda.set_rng_state(ckpt.tensors["rng/cuda"], device)
+
+
+def _keep_metrics_before(path: Path, step: int) -> None:
+    """Keep metrics rows of steps before `step`: the killed run may have logged past its last
+    checkpoint (and cut its last line short); the resumed run writes those steps again."""
+    if not path.exists():
+        return
+    kept = []
+    for line in path.read_text().splitlines():
+        try:
+            row = json.loads(line)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] < step:
+            kept.append(line + "\n")
+    atomic_write(path, lambda tmp: tmp.write_text("".join(kept)))
+
+
+def _last_good(last_good: tuple[int, Path] | None, run: Path) -> str:
+    if last_good is None:
+        return "the initial weights are not finite; no checkpoint was written"
+    step, path = last_good
+    return (f"the last good checkpoint is {path} (after step {step}); start a new run with a "
+            f"lower --lr (the losses so far are in {run / METRICS_FILE})")
 
 
 @torch.no_grad()

@@ -1,4 +1,9 @@
-"""`ami collect`: run data-collection policies in a world and append episodes to HDF5."""
+"""`ami collect`: run data-collection policies in a world and append episodes to HDF5.
+
+Episode i of a collection depends only on (seed, i): the world is reset with a seed made from
+both, and the policy draws from its own generator seeded with both. So `--resume` after a crash
+adds exactly the episodes an uninterrupted collection would have written.
+"""
 
 from __future__ import annotations
 
@@ -13,25 +18,35 @@ from ami.data.policies import DoorSeeker, RandomWalk
 from ami.envs import make_env
 from ami.errors import AmiError
 
+# the settings that decide what an episode holds; `--resume` must not change them midway
+_PROVENANCE = ("world", "steps", "heuristic_ratio", "random_layout", "seed")
+
 
 def collect(cfg: CollectConfig, progress: bool = True) -> Path:
-    """Collect `cfg.episodes` episodes into `cfg.out`; returns the file's path."""
+    """Collect `cfg.episodes` episodes into `cfg.out` (with `cfg.resume`: until it holds that
+    many); returns the file's path."""
     if cfg.episodes < 1 or cfg.steps < 1:
         raise AmiError(f"episodes and steps must be positive, got {cfg.episodes} and {cfg.steps}")
     if not 0.0 <= cfg.heuristic_ratio <= 1.0:
         raise AmiError(f"heuristic_ratio must be in [0, 1], got {cfg.heuristic_ratio}")
+    if cfg.seed < 0:
+        raise AmiError(f"seed must be >= 0, got {cfg.seed}")
     env = make_env(cfg.world, random_layout=cfg.random_layout)
-    rng = np.random.default_rng(cfg.seed)
     frames = np.empty((cfg.steps + 1, *env.observation_space.shape), np.uint8)
     actions = np.empty((cfg.steps, env.action_space.shape[0]), np.float32)
     states = np.empty((cfg.steps + 1, 2), np.float32)
+    provenance = {k: getattr(cfg, k) for k in _PROVENANCE}
     with EpisodeWriter(cfg.out, cfg.world, env.observation_space.shape,
-                       env.action_space.shape[0]) as writer:
+                       env.action_space.shape[0], provenance) as writer:
         first = len(writer)
-        for i in tqdm(range(cfg.episodes), desc="collect", unit="ep", disable=not progress):
-            obs, info = env.reset(seed=cfg.seed * 1_000_003 + first + i)
-            policy = (DoorSeeker(env, rng) if rng.uniform() < cfg.heuristic_ratio
-                      else RandomWalk(env.max_action_norm, rng))
+        if cfg.resume:
+            _check_same_collection(cfg, writer.provenance)
+        last = max(first, cfg.episodes) if cfg.resume else first + cfg.episodes
+        for index in tqdm(range(first, last), desc="collect", unit="ep", disable=not progress):
+            rng = np.random.default_rng([cfg.seed, index])
+            obs, info = env.reset(seed=cfg.seed * 1_000_003 + index)
+            heuristic = rng.uniform() < cfg.heuristic_ratio
+            policy = DoorSeeker(env, rng) if heuristic else RandomWalk(env.max_action_norm, rng)
             frames[0], states[0] = obs, info["state"]
             for t in range(cfg.steps):
                 a = np.clip(policy(states[t]), env.action_space.low, env.action_space.high)
@@ -40,5 +55,16 @@ def collect(cfg: CollectConfig, progress: bool = True) -> Path:
                 n = np.linalg.norm(a)
                 actions[t] = a * min(1.0, env.max_action_norm / max(n, 1e-12))
                 frames[t + 1], states[t + 1] = obs, info["state"]
-            writer.append(frames, actions, states)
+            writer.append(frames, actions, states, seed=cfg.seed, index=index,
+                          policy="door_seeker" if heuristic else "random_walk")
     return Path(cfg.out)
+
+
+def _check_same_collection(cfg: CollectConfig, saved: dict | None) -> None:
+    if saved is None:  # a file from before provenance was recorded: nothing to compare
+        return
+    differ = [f"{k}={getattr(cfg, k)!r} (the file has {saved[k]!r})" for k in _PROVENANCE
+              if k in saved and saved[k] != getattr(cfg, k)]
+    if differ:
+        raise AmiError(f"{cfg.out}: --resume continues the collection the file was made with, "
+                       f"but these options differ: {', '.join(differ)}")

@@ -18,10 +18,16 @@ class WindowSampler:
 
     def __init__(self, data: EpisodeDataset, history: int, future: int, frameskip: int,
                  episodes: np.ndarray | None = None):
+        if min(history, future, frameskip) < 1:
+            raise AmiError(f"history, future and frameskip must be >= 1, got {history}, "
+                           f"{future} and {frameskip}")
         self.data, self.fs = data, frameskip
         self.n = history + future
         span = (self.n - 1) * frameskip  # frames covered after the first
-        eps = np.arange(data.num_episodes) if episodes is None else np.asarray(episodes)
+        eps = np.arange(data.num_episodes) if episodes is None else np.asarray(episodes, int)
+        if len(eps) and (eps.min() < 0 or eps.max() >= data.num_episodes):
+            raise AmiError(f"{data.path}: episode indices must be in [0, {data.num_episodes}), "
+                           f"got {eps.min()}..{eps.max()}")
         starts = [data.starts[e] + np.arange(data.lengths[e] - span) for e in eps
                   if data.lengths[e] > span]
         if not starts:
