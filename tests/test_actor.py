@@ -19,6 +19,9 @@ class IdentityWorld:
         steps = actions.reshape(*actions.shape[:2], self.cfg.frameskip, -1).sum(2)
         return z_hist[:, -1:] + steps.cumsum(1)
 
+    def predict(self, z_hist, action):
+        return self.rollout(z_hist, action[:, None])[:, 0]
+
 
 def quadratic_to(target, over_all_steps=False):
     def cost(z_pred, actions):
@@ -32,11 +35,12 @@ BOUNDS = ActionBounds((-1.0, -1.0), (1.0, 1.0), max_norm=1.0)
 
 
 PLANNERS = {
-    "cem": lambda seed=0: CEMPlanner(BOUNDS, 3, 4, samples=200, iterations=20, elites=20,
-                                     seed=seed),
-    "mppi": lambda seed=0: MPPIPlanner(BOUNDS, 3, 4, samples=200, iterations=20, seed=seed),
-    "gradient": lambda seed=0: GradientPlanner(BOUNDS, 3, 4, restarts=8, iterations=60,
-                                               lr=0.1, seed=seed),
+    "cem": lambda seed=0, it=20: CEMPlanner(BOUNDS, 3, 4, samples=200, iterations=it, elites=20,
+                                            seed=seed),
+    "mppi": lambda seed=0, it=20: MPPIPlanner(BOUNDS, 3, 4, samples=200, iterations=it,
+                                              seed=seed),
+    "gradient": lambda seed=0, it=60: GradientPlanner(BOUNDS, 3, 4, restarts=8, iterations=it,
+                                                      lr=0.1, seed=seed),
 }
 
 
@@ -63,7 +67,8 @@ def test_planner_respects_bounds_when_the_target_is_out_of_reach(name):
 @pytest.mark.parametrize("name", PLANNERS)
 def test_planner_is_seeded(name):
     world = IdentityWorld()
-    plans = [PLANNERS[name](seed).plan(world, torch.zeros(1, 1, 2),
+    # two iterations: far from converged, so the seed's draws still show in the plan
+    plans = [PLANNERS[name](seed, 2).plan(world, torch.zeros(1, 1, 2),
                                        quadratic_to(torch.tensor([1.0, 1.0]))).actions
              for seed in (7, 7, 8)]
     assert torch.equal(plans[0], plans[1]) and not torch.equal(plans[0], plans[2])
@@ -81,3 +86,23 @@ def test_receding_horizon_executes_the_plan_and_reaches_the_goal():
         assert actions.shape == (2, 2)
         z = z + torch.from_numpy(np.asarray(actions)).sum(0)
     assert torch.allclose(z, target, atol=0.1)
+
+
+def test_coloured_noise_is_unit_variance_and_smoother_than_white():
+    from ami.actor.planner import sample_noise
+    g = torch.Generator().manual_seed(0)
+    white = sample_noise(torch.empty(500, 4, 10), 2, 0.0, g)
+    brown = sample_noise(torch.empty(500, 4, 10), 2, 2.0, g)
+    for x in (white, brown):
+        assert abs(x.std().item() - 1.0) < 0.1 and abs(x.mean().item()) < 0.05
+    steps = brown.reshape(500, 20, 2)           # 4 blocks × 5 steps of 2-D actions
+    lag1 = lambda x: (x[:, 1:] * x[:, :-1]).mean().item()
+    assert lag1(steps) > 0.5 > abs(lag1(white.reshape(500, 20, 2)))
+
+
+def test_cem_with_coloured_noise_still_finds_the_minimum():
+    world = IdentityWorld()
+    planner = CEMPlanner(BOUNDS, 3, 4, samples=200, iterations=20, elites=20, noise_beta=2.0)
+    result = planner.plan(world, torch.zeros(1, 1, 2), quadratic_to(torch.tensor([2.5, -1.5])))
+    end = world.rollout(torch.zeros(1, 1, 2), result.actions[None])[0, -1]
+    assert torch.allclose(end, torch.tensor([2.5, -1.5]), atol=0.05)

@@ -28,7 +28,18 @@ def test_collect_train_eval_smoke(tmp_path):
     protocol = result["protocol"]
     assert protocol["budget"] == 10 and protocol["seeds"] == [1000, 1001]
     assert protocol["planner"]["samples"] == 16 and protocol["goal_rule"]
+    assert "--actor cem" in protocol["command"] and "--plan.samples 16" in protocol["command"]
     assert (run / "episode.gif").exists()
+
+    # Mode-1: train the policy on the run's data, act with it alone, and seed CEM with it
+    assert main(["train-policy", "--run", str(run), "--steps", "5", "--batch-size", "16",
+                 "--no-progress"]) == 0
+    assert (run / "policy.safetensors").exists()
+    for extra in (["--actor", "policy", "--plan.horizon", "1"], ["--plan.policy-init"]):
+        assert main(["eval", "--run", str(run), "--episodes", "1", "--budget", "10",
+                     "--plan.samples", "16", "--plan.iterations", "2", "--plan.elites", "4",
+                     "--no-progress", "--no-gif", *extra]) == 0
+        assert json.loads((run / "eval.json").read_text())["episodes"] == 1
 
 
 def test_demo_smoke(tmp_path):

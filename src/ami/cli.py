@@ -1,6 +1,6 @@
 """The `ami` command: parse options into a config, call the library function, print the result.
 
-    ami collect | train | eval | demo  [--help] [options]
+    ami collect | train | train-policy | eval | demo  [--help] [options]
 
 Add --debug anywhere to see a traceback instead of a one-line error.
 """
@@ -12,7 +12,7 @@ import sys
 
 import tyro
 
-from ami.config import CollectConfig, DemoConfig, EvalConfig, TrainConfig
+from ami.config import CollectConfig, DemoConfig, EvalConfig, PolicyConfig, TrainConfig
 from ami.errors import AmiError
 
 
@@ -40,6 +40,11 @@ def _eval(cfg: EvalConfig) -> None:
     print(f"wrote {cfg.run}/eval.json")
 
 
+def _train_policy(cfg: PolicyConfig) -> None:
+    from ami.train_policy import train_policy_run
+    print(f"wrote {train_policy_run(cfg)}")
+
+
 def _demo(cfg: DemoConfig) -> None:
     from ami.demo import demo
     s = demo(cfg)
@@ -63,6 +68,7 @@ COMMANDS = {
     "collect": (CollectConfig, _collect),
     "train": (TrainConfig, _train),
     "eval": (EvalConfig, _eval),
+    "train-policy": (PolicyConfig, _train_policy),
     "demo": (DemoConfig, _demo),
 }
 

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Literal
+from typing import Annotated, Literal
+
+import tyro
 
 
 @dataclass
@@ -41,7 +43,7 @@ class ModelConfig:
     """Size of the embedding z of one frame (after the projector)."""
     encoder_width: int = 16
     """Channels of the encoder's first convolution; later ones double."""
-    predictor_width: int = 256
+    predictor_width: int = 128
     """Hidden width of the predictor MLP."""
     predictor_depth: int = 3
     """Number of linear layers in the predictor MLP."""
@@ -112,8 +114,10 @@ class TrainConfig:
 class PlanConfig:
     """The actor's planner and its receding-horizon loop."""
 
-    planner: Literal["cem", "mppi", "gradient"] = "cem"
-    """Planning algorithm."""
+    planner: Annotated[Literal["cem", "mppi", "gradient", "policy"],
+                       tyro.conf.arg(name="actor", prefix_name=False)] = "cem"
+    """The actor (flag --actor): a Mode-2 planner, or `policy`, the Mode-1 policy alone
+    (`ami train-policy` first)."""
     samples: int = 300
     """Candidate action sequences per iteration (for gradient: restarts optimised in a batch)."""
     iterations: int = 30
@@ -128,6 +132,9 @@ class PlanConfig:
     """Floor of the sampling std, as a fraction of the action bound."""
     momentum: float = 0.0
     """CEM: weight of the previous mean and std in each update."""
+    noise_beta: float = 0.0
+    """CEM/MPPI: colour of the sampling noise over time, power ∝ 1/f^beta (0 white, 2 brown;
+    iCEM)."""
     temperature: float = 0.1
     """MPPI: softmax temperature, in units of the iteration's cost std."""
     gradient_lr: float = 0.3
@@ -139,6 +146,33 @@ class PlanConfig:
     """Environment steps executed from each plan before planning again."""
     warm_start: bool = True
     """Start each plan from the previous one shifted by the executed steps."""
+    policy_init: bool = False
+    """Seed a plan that has no warm start with the Mode-1 policy's proposal."""
+
+
+@dataclass
+class PolicyConfig:
+    """Train the Mode-1 policy (z, z_goal) → action block on a run's data, by hindsight
+    relabelling, on the run's frozen encoder."""
+
+    run: Path = Path("runs/latest")
+    """Run directory with model.safetensors; policy.safetensors is written there."""
+    data: Path | None = None
+    """Episodes to train on; default: the data the world model was trained on."""
+    steps: int = 3000
+    """Optimisation steps."""
+    batch_size: int = 256
+    """(state, goal, action block) samples per step."""
+    max_blocks: int = 8
+    """Hindsight goals are 1..max_blocks action blocks ahead in the same episode."""
+    width: int = 256
+    """Hidden width of the policy MLP."""
+    lr: float = 1e-3
+    """Peak learning rate (AdamW, cosine decay)."""
+    seed: int = 0
+    """Random seed of initialisation and sampling."""
+    progress: bool = True
+    """Show a progress bar."""
 
 
 @dataclass

@@ -26,7 +26,8 @@ class GradientPlanner(Planner):
         shape = (self.horizon, self.block_dim)
         mean = torch.zeros(shape) if init is None else init.detach().cpu()
         noise = torch.randn(self.restarts, *shape, generator=self.generator) * self.init_std
-        noise[0] = 0.0                                          # one restart from the warm start
+        if init is not None:
+            noise[0] = 0.0                                      # one restart from the warm start
         dev = z_hist.device
         actions = self.bounds.project(mean + noise).to(dev).requires_grad_()
         opt = torch.optim.Adam([actions], lr=self.lr)

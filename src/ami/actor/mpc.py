@@ -14,9 +14,10 @@ from ami.actor.planner import CostFn, Planner, PlanningResult
 class RecedingHorizon:
     """Keeps the latent history and the last plan; `act` returns the next actions to execute."""
 
-    def __init__(self, model, planner: Planner, replan_every: int, warm_start: bool = True):
+    def __init__(self, model, planner: Planner, replan_every: int, warm_start: bool = True,
+                 proposer: Planner | None = None):
         fs = model.cfg.frameskip
-        self.model, self.planner = model, planner
+        self.model, self.planner, self.proposer = model, planner, proposer
         self.replan_every, self.warm_start = replan_every, warm_start
         self.frameskip, self.action_dim = fs, model.cfg.action_dim
         self.history = deque(maxlen=(model.cfg.history - 1) * fs + 1)  # per-step embeddings
@@ -42,7 +43,10 @@ class RecedingHorizon:
         """Plan from the current history; returns (replan_every, A) actions in world units."""
         init = self._shifted_plan() if self.warm_start and self.last is not None else None
         t = time.perf_counter()
-        self.last = self.planner.plan(self.model, self.z_hist(), cost_fn, init)
+        z_hist = self.z_hist()
+        if init is None and self.proposer is not None:  # e.g. the Mode-1 policy's guess
+            init = self.proposer.plan(self.model, z_hist, cost_fn).actions
+        self.last = self.planner.plan(self.model, z_hist, cost_fn, init)
         self.plan_seconds.append(time.perf_counter() - t)
         steps = self.last.actions.reshape(-1, self.action_dim)               # (T·fs, A)
         return steps[: self.replan_every].cpu().numpy()

@@ -4,7 +4,14 @@ from __future__ import annotations
 
 import torch
 
-from ami.actor.planner import ActionBounds, CostFn, Planner, PlanningResult, final_result
+from ami.actor.planner import (
+    ActionBounds,
+    CostFn,
+    Planner,
+    PlanningResult,
+    final_result,
+    sample_noise,
+)
 
 
 class MPPIPlanner(Planner):
@@ -16,10 +23,11 @@ class MPPIPlanner(Planner):
 
     def __init__(self, bounds: ActionBounds, horizon: int, block_dim: int, samples: int = 300,
                  iterations: int = 30, temperature: float = 0.1, init_std: float = 1.0,
-                 min_std: float = 0.05, seed: int = 0):
+                 min_std: float = 0.05, seed: int = 0, noise_beta: float = 0.0):
         self.bounds, self.horizon, self.block_dim = bounds, horizon, block_dim
         self.samples, self.iterations, self.temperature = samples, iterations, temperature
         self.init_std, self.min_std = init_std * bounds.scale, min_std * bounds.scale
+        self.noise_beta = noise_beta
         self.generator = torch.Generator().manual_seed(seed)
 
     @torch.inference_mode()
@@ -31,7 +39,7 @@ class MPPIPlanner(Planner):
         z0 = z_hist.expand(self.samples, *z_hist.shape[1:])
         best_cost, best = float("inf"), mean
         for _ in range(self.iterations):
-            torch.randn(noise.shape, generator=self.generator, out=noise)
+            sample_noise(noise, self.bounds.action_dim, self.noise_beta, self.generator)
             cand = self.bounds.project(mean + std * noise)
             cand[0] = self.bounds.project(mean)
             dev = cand.to(z0.device)

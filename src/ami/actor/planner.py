@@ -48,16 +48,22 @@ class ActionBounds:
         return cls(tuple(float(x) for x in space.low), tuple(float(x) for x in space.high),
                    getattr(env, "max_action_norm", None))
 
+    @property
+    def box_implied_by_norm(self) -> bool:
+        """True when every action within max_norm is inside the box, so clamping is moot."""
+        m = self.max_norm
+        return m is not None and all(-lo >= m for lo in self.low) and all(
+            hi >= m for hi in self.high)
+
     def project(self, blocks: torch.Tensor) -> torch.Tensor:
         """Clamp (..., fs·A) action blocks into the box, then shrink each action to max_norm."""
         shape = blocks.shape
         a = blocks.reshape(*shape[:-1], -1, self.action_dim)           # (..., fs, A)
-        low = a.new_tensor(self.low)
-        high = a.new_tensor(self.high)
-        a = torch.maximum(torch.minimum(a, high), low)
+        if not self.box_implied_by_norm:
+            a = torch.maximum(torch.minimum(a, a.new_tensor(self.high)), a.new_tensor(self.low))
         if self.max_norm is not None:
-            n = a.norm(dim=-1, keepdim=True)
-            a = a * (self.max_norm / n.clamp_min(self.max_norm))
+            n = torch.linalg.vector_norm(a, dim=-1, keepdim=True)
+            a = a * (self.max_norm / n.clamp_min_(self.max_norm))
         return a.reshape(shape)
 
 
@@ -77,3 +83,25 @@ def final_result(model, z_hist: torch.Tensor, cost_fn: CostFn, best: torch.Tenso
         a = best.to(z_hist.device)[None]
         total, terms = cost_fn(model.rollout(z_hist, a), a)
     return PlanningResult(best, float(total[0]), {k: float(v[0]) for k, v in terms.items()})
+
+
+def sample_noise(out: torch.Tensor, action_dim: int, beta: float,
+                 generator: torch.Generator) -> torch.Tensor:
+    """Fill `out` (S, T, fs·A) with unit-variance noise; beta > 0 colours it over time (iCEM).
+
+    The power spectrum over the T·fs environment steps falls as 1/f^beta: 0 is white noise,
+    2 is Brownian; coloured samples explore with smoother, longer moves.
+    """
+    if beta == 0:
+        return torch.randn(out.shape, generator=generator, out=out)
+    s, t, block = out.shape
+    n = t * block // action_dim                                         # environment steps
+    f = torch.fft.rfftfreq(n)
+    f[0] = f[1] if n > 1 else 1.0
+    amp = f ** (-beta / 2)
+    spec = torch.complex(torch.randn(s, action_dim, len(f), generator=generator),
+                         torch.randn(s, action_dim, len(f), generator=generator)) * amp
+    x = torch.fft.irfft(spec, n=n)                                      # (S, A, n)
+    x = x / x.std().clamp_min(1e-8)     # unit variance over the batch; sequences keep their drift
+    out.copy_(x.transpose(1, 2).reshape(s, t, block))
+    return out

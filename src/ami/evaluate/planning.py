@@ -12,7 +12,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ami.actor import ActionBounds, RecedingHorizon, make_planner
+from ami.actor import ActionBounds, PolicyPlanner, RecedingHorizon, make_planner
 from ami.config import EvalConfig, to_dict
 from ami.cost import GoalCost
 from ami.envs import make_env
@@ -31,6 +31,11 @@ def evaluate(cfg: EvalConfig) -> dict:
     world = _world_of(run)
     env = make_env(world, random_layout=cfg.random_layout)
     bounds = ActionBounds.of(env)
+    p = cfg.plan
+    policy = None
+    if p.planner == "policy" or p.policy_init:
+        from ami.train_policy import load_policy
+        policy = load_policy(run, model.cfg.embed_dim, model.block_dim)
     episodes, plan_ms, gif_frames, gif_goal = [], [], None, None
     t_all = time.perf_counter()
     bar = tqdm(range(cfg.episodes), desc="eval", unit="ep", disable=not cfg.progress)
@@ -44,8 +49,10 @@ def evaluate(cfg: EvalConfig) -> dict:
         obs = env.render()
         z_goal = model.encode(env.render_state(goal))
         cost = GoalCost(z_goal, cfg.plan.cost)
-        planner = make_planner(cfg.plan, bounds, model.block_dim, seed)
-        mpc = RecedingHorizon(model, planner, cfg.plan.replan_every, cfg.plan.warm_start)
+        planner = make_planner(p, bounds, model.block_dim, seed, policy, model.cfg.action_scale)
+        proposer = PolicyPlanner(policy, bounds, p.horizon, model.cfg.action_scale) \
+            if p.policy_init and p.planner != "policy" else None
+        mpc = RecedingHorizon(model, planner, p.replan_every, p.warm_start, proposer)
         frames, steps, success = [obs], 0, env.is_success()
         t_ep = time.perf_counter()
         mpc.observe(model.encode(obs))
@@ -111,6 +118,8 @@ def _cli_flags(cfg: EvalConfig) -> list[str]:
         for k, v in d.items():
             if isinstance(v, dict):
                 walk(v, f"{prefix}{k}.")
+            elif prefix + k == "plan.planner":
+                flags.append(f"--actor {v}")
             elif isinstance(v, bool):
                 flags.append(f"--{prefix}{k.replace('_', '-')}" if v else
                              f"--{prefix}no-{k.replace('_', '-')}")

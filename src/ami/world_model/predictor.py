@@ -35,12 +35,13 @@ class MLPPredictor(nn.Module):
         first = self.net[0]
         hd = self.history * self.embed_dim
         w_z, w_a = first.weight[:, :hd], first.weight[:, hd:]            # (W, hD), (W, A')
-        a_proj = torch.addmm(first.bias, actions.flatten(0, 1), w_a.t())  # (B·T, W)
-        a_proj = a_proj.view(*actions.shape[:2], -1)
+        # (T, B, W): time-major, so each step's slice is contiguous for addmm
+        a_proj = torch.addmm(first.bias, actions.transpose(0, 1).flatten(0, 1), w_a.t())
+        a_proj = a_proj.view(actions.shape[1], actions.shape[0], -1)
         rest = self.net[1:]
         preds = []
         for k in range(actions.shape[1]):
-            h = torch.addmm(a_proj[:, k], z_hist.flatten(1), w_z.t())
+            h = torch.addmm(a_proj[k], z_hist.flatten(1), w_z.t())
             z_next = z_hist[:, -1] + rest(h)
             preds.append(z_next)
             z_hist = z_next[:, None] if self.history == 1 else \
