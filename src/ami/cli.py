@@ -25,10 +25,12 @@ def _collect(cfg: CollectConfig) -> None:
 
 def _train(cfg: TrainConfig) -> None:
     from ami.demo import link_latest
+    from ami.distributed import is_main_process
     from ami.train import train
     run = train(cfg)
-    link_latest(run)
-    print(f"run directory: {run}")
+    if is_main_process():  # under torchrun, every rank runs this
+        link_latest(run)
+        print(f"run directory: {run}")
 
 
 def _eval(cfg: EvalConfig) -> None:
@@ -77,6 +79,8 @@ def main(argv: list[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     debug = "--debug" in argv
     argv = [a for a in argv if a != "--debug"]
+    if argv[:1] == ["--"]:  # `torchrun ... -m ami.cli -- train ...`: keeps torchrun off our options
+        argv = argv[1:]
     if not argv or argv[0] in ("-h", "--help"):
         print(__doc__.strip())
         return 0 if argv else 2

@@ -94,9 +94,18 @@ class TrainConfig:
     grad_clip: float = 1.0
     """Clip the gradient norm to this (0: off)."""
     device: str = "auto"
-    """auto, cpu, cuda or mps."""
-    bf16: bool = False
-    """bf16 autocast for the forward pass (CPU with AMX, or CUDA)."""
+    """auto (cuda, then mps, then cpu), cpu, cuda or mps; under torchrun, cuda means
+    cuda:LOCAL_RANK."""
+    bf16: tyro.conf.DisallowNone[bool | None] = None
+    """bf16 autocast for the forward pass; default: on with CUDA, off elsewhere (--bf16 turns it
+    on for a CPU with AMX)."""
+    compile: bool = False
+    """torch.compile the training step (best on CUDA; the first steps wait for the compiler)."""
+    stream: tyro.conf.DisallowNone[bool | None] = None
+    """Read windows from the HDF5 file on demand instead of loading every frame into memory;
+    default: stream when the frames would take more than a third of the available memory."""
+    workers: int = 2
+    """Loader processes that read windows when streaming (0: read in the training process)."""
     seed: int = 0
     """Random seed of initialisation and batch sampling."""
     log_every: int = 50

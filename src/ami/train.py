@@ -4,12 +4,19 @@ The loop is resumable bit for bit: every `checkpoint_every` steps it writes the 
 optimiser, and the state of every random stream it draws from (numpy for batches, a torch
 Generator for SIGReg's directions, torch's and python's global RNGs), and `--resume RUN` puts all
 of them back. The LR schedule is a pure function of the step, so the step is its whole state.
+
+Under torchrun the same loop runs on every rank (see `ami.distributed`): each rank draws the same
+global batch and computes its equal share, SIGReg and BatchNorm see the global batch, DDP averages
+the gradients, and rank 0 alone logs and writes. Every rank seeds and advances the same RNGs, so
+SIGReg's directions are the same on every rank, and a checkpoint resumes on any number of ranks.
 """
 
 from __future__ import annotations
 
+import contextlib
 import json
 import math
+import os
 import random
 import time
 import warnings
@@ -18,13 +25,25 @@ from pathlib import Path
 
 import numpy as np
 import torch
+import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
 from ami.config import ModelConfig, TrainConfig, from_dict, to_dict
+from ami.data.batches import WindowBatches
 from ami.data.dataset import EpisodeDataset
+from ami.data.stream import EpisodeStream, frame_bytes
 from ami.data.windows import WindowSampler
-from ami.device import autocast, resolve_device
+from ami.device import autocast, use_bf16
+from ami.distributed import (
+    Ranks,
+    gather_batch,
+    join,
+    leave,
+    mean_over_ranks,
+    on_main,
+    wrap_for_ranks,
+)
 from ami.envs import WORLDS
 from ami.errors import AmiError
 from ami.io import (
@@ -45,7 +64,8 @@ from ami.world_model.sigreg import sigreg
 METRICS_FILE = "metrics.jsonl"
 # options that change how a run is watched or stored, not what it computes: --resume takes them
 # from the command line; every other option comes from the run itself
-_RESUME_OVERRIDES = ("data", "device", "progress", "log_every", "checkpoint_every")
+_RESUME_OVERRIDES = ("data", "device", "progress", "log_every", "checkpoint_every", "stream",
+                     "workers", "compile")
 # set from the data, not by the user
 _MODEL_FROM_DATA = ("image_size", "channels", "action_dim", "action_scale")
 
@@ -61,7 +81,8 @@ def jepa_loss(model: WorldModel, frames: torch.Tensor, actions: torch.Tensor, cf
     a = actions[:, h - 1 : n - 1]                               # (B, n-h, fs·A)
     z_pred = model.predict(z_hist.reshape(-1, h, d), a.reshape(b * (n - h), -1))
     pred = F.mse_loss(z_pred.reshape(b, n - h, d), z[:, h:])
-    reg = sigreg(z.reshape(b * n, d), cfg.sigreg_projections, generator)
+    # SIGReg tests the distribution of the global batch: every rank's embeddings, gathered
+    reg = sigreg(gather_batch(z.reshape(b * n, d).float()), cfg.sigreg_projections, generator)
     terms = {"pred": pred, "sigreg": reg}
     loss = pred + cfg.sigreg_weight * reg
     if cfg.smooth_weight > 0:
@@ -73,6 +94,18 @@ def jepa_loss(model: WorldModel, frames: torch.Tensor, actions: torch.Tensor, cf
         loss = loss + terms["rollout"]
     terms["loss"] = loss
     return terms
+
+
+class JEPAObjective(nn.Module):
+    """`jepa_loss` as a module: DDP synchronises the gradients of what runs in a forward call."""
+
+    def __init__(self, model: WorldModel, cfg: TrainConfig):
+        super().__init__()
+        self.model, self.cfg = model, cfg
+
+    def forward(self, frames: torch.Tensor, actions: torch.Tensor,
+                generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        return jepa_loss(self.model, frames, actions, self.cfg, generator)
 
 
 def effective_rank(z: torch.Tensor) -> float:
@@ -108,7 +141,7 @@ def check_train_config(cfg: TrainConfig) -> None:
         ("sigreg_weight", cfg.sigreg_weight >= 0, ">= 0"),
         ("sigreg_projections", cfg.sigreg_projections >= 1, ">= 1"),
         ("grad_clip", cfg.grad_clip >= 0, ">= 0 (0: off)"), ("seed", cfg.seed >= 0, ">= 0"),
-        ("log_every", cfg.log_every >= 1, ">= 1"),
+        ("log_every", cfg.log_every >= 1, ">= 1"), ("workers", cfg.workers >= 0, ">= 0"),
         ("checkpoint_every", cfg.checkpoint_every >= 1, ">= 1"),
         ("model.embed_dim", m.embed_dim >= 1, ">= 1"),
         ("model.encoder_width", m.encoder_width >= 1, ">= 1"),
@@ -125,17 +158,40 @@ def check_train_config(cfg: TrainConfig) -> None:
 
 
 def train(cfg: TrainConfig) -> Path:
-    """Train a world model on `cfg.data`, or continue `cfg.resume`; returns the run directory."""
+    """Train a world model on `cfg.data`, or continue `cfg.resume`; returns the run directory.
+
+    Under torchrun (or in a process group the caller initialised) every rank calls this; the
+    global batch stays `batch_size`, split equally over the ranks."""
     check_train_config(cfg)
     ckpt = None
     if cfg.resume is not None:
         ckpt = read_checkpoint(Path(cfg.resume) / CHECKPOINT_FILE)
         cfg = _resumed_config(cfg, ckpt)
-    data = EpisodeDataset.load(cfg.data)
+    ranks, device = join(cfg.device)
+    try:
+        run = _train(cfg, ckpt, ranks, device)
+    except BaseException:
+        leave(ranks, wait=False)  # a peer that is still running cannot meet this rank again
+        raise
+    leave(ranks)
+    return run
+
+
+def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
+           device: torch.device) -> Path:
+    if cfg.batch_size % ranks.world:
+        raise AmiError(f"--batch-size {cfg.batch_size} must be a multiple of the {ranks.world} "
+                       f"processes: each computes an equal share of the batch")
+    stream = on_main(ranks, lambda: _should_stream(cfg, ranks))
+    data = EpisodeStream.open(cfg.data) if stream else EpisodeDataset.load(cfg.data)
     if ckpt is None:
         cfg = replace(cfg, model=_model_config_for(data, cfg))
-        run = Path(cfg.run) if cfg.run is not None else default_run_dir(data.world)
-        _refuse_to_overwrite(run)
+
+        def new_run_dir() -> Path:
+            run = Path(cfg.run) if cfg.run is not None else default_run_dir(data.world)
+            _refuse_to_overwrite(run)
+            return run
+        run = on_main(ranks, new_run_dir)  # one name, even when it comes from the clock
         cfg = replace(cfg, run=run)
     else:
         run = Path(cfg.resume)
@@ -144,33 +200,43 @@ def train(cfg: TrainConfig) -> Path:
         if ckpt.step >= cfg.steps and (run / MODEL_FILE).exists():
             return run  # finished before: nothing left to do
     mcfg = cfg.model
-    device = resolve_device(cfg.device)
     sampler = WindowSampler(data, mcfg.history, cfg.future, mcfg.frameskip)
-    run.mkdir(parents=True, exist_ok=True)  # only once every input has been checked
+    if ranks.main:
+        run.mkdir(parents=True, exist_ok=True)  # only once every input has been checked
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = WorldModel(mcfg).to(device)
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
-    gen = torch.Generator(device=device)
+    # SIGReg's directions come from the CPU whatever the device: the same on every rank and
+    # device type, and a checkpoint's generator state fits wherever the run resumes
+    gen = torch.Generator()
     gen.manual_seed(cfg.seed)
-    data_info = {"path": str(cfg.data), "episodes": data.num_episodes, "frames": len(data.frames)}
+    data_info = {"path": str(cfg.data), "episodes": data.num_episodes, "frames": data.num_frames}
 
     if ckpt is None:
         start, elapsed, resumed_at = 0, 0.0, []
-        write_json(run / "config.json", {"train": to_dict(cfg), "world": data.world,
-                                         "data": data_info, "parameters": model.num_parameters()})
-        (run / METRICS_FILE).unlink(missing_ok=True)
+        if ranks.main:
+            write_json(run / "config.json", {"train": to_dict(cfg), "world": data.world,
+                                             "data": data_info,
+                                             "parameters": model.num_parameters()})
+            (run / METRICS_FILE).unlink(missing_ok=True)
     else:
         restore(ckpt, model, opt)
         _restore_rngs(ckpt, rng, gen, device)
         start, elapsed = ckpt.step, float(ckpt.state.get("elapsed", 0.0))
         resumed_at = [*ckpt.state.get("resumed_at", []), start]
-        if ckpt.state.get("data", {}).get("frames") != data_info["frames"]:
-            warnings.warn(f"{cfg.data} now holds {data.num_episodes} episodes, not the "
-                          f"{ckpt.state.get('data', {}).get('episodes')} the run began with; the "
-                          f"resumed run will not match an uninterrupted one", stacklevel=1)
-        _keep_metrics_before(run / METRICS_FILE, start)
+        if ranks.main:
+            if ckpt.state.get("data", {}).get("frames") != data_info["frames"]:
+                warnings.warn(f"{cfg.data} now holds {data.num_episodes} episodes, not the "
+                              f"{ckpt.state.get('data', {}).get('episodes')} the run began "
+                              f"with; the resumed run will not match an uninterrupted one",
+                              stacklevel=1)
+            _keep_metrics_before(run / METRICS_FILE, start)
+    if cfg.compile:  # in place: the state dict keeps its keys, checkpoints stay the same
+        model.encoder.compile()
+        model.predictor.compile()
+    objective = wrap_for_ranks(JEPAObjective(model, cfg), ranks, device)
 
     t_start = time.perf_counter() - elapsed
 
@@ -178,6 +244,8 @@ def train(cfg: TrainConfig) -> Path:
         if not all(torch.isfinite(p).all() for p in model.parameters()):
             raise AmiError(f"training diverged: non-finite weights after step {done - 1}; "
                            f"{_last_good(last_good, run)}")
+        if not ranks.main:  # the weights are the same on every rank; rank 0 writes them
+            return done, run / CHECKPOINT_FILE
         state = {"config": to_dict(cfg), "data": data_info, "resumed_at": resumed_at,
                  "elapsed": time.perf_counter() - t_start, **_rng_json(rng)}
         path = save_checkpoint(run / CHECKPOINT_FILE, model, opt, done, state,
@@ -186,37 +254,40 @@ def train(cfg: TrainConfig) -> Path:
 
     last_good = None
     last_good = checkpoint(0) if ckpt is None else (ckpt.step, ckpt.path)
-    bar = tqdm(range(start, cfg.steps), desc="train", unit="step", disable=not cfg.progress,
-               initial=start, total=cfg.steps)
+    batches = WindowBatches(sampler, cfg.batch_size, rng, ranks, device, cfg.workers, stream)
+    bar = tqdm(range(start, cfg.steps), desc="train", unit="step",
+               disable=not (cfg.progress and ranks.main), initial=start, total=cfg.steps)
     warned, record = False, None
-    with open(run / METRICS_FILE, "a") as log:
+    log_file = open(run / METRICS_FILE, "a") if ranks.main else contextlib.nullcontext()
+    with log_file as log, contextlib.closing(batches):
         for step in bar:
-            frames, actions = sampler.sample(cfg.batch_size, rng)
-            frames = torch.from_numpy(frames).to(device, non_blocking=True)
-            actions = torch.from_numpy(actions).to(device, non_blocking=True)
+            frames, actions = next(batches)
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             model.train()
             with autocast(device, cfg.bf16):
-                terms = jepa_loss(model, frames, actions, cfg, gen)
+                terms = objective(frames, actions, gen)
             loss = terms["loss"]
-            if not torch.isfinite(loss):
-                raise AmiError(f"training diverged: loss is {loss.item()} at step {step}; "
-                               f"{_last_good(last_good, run)}")
+            # what one process would see: the terms averaged over ranks (all ranks agree on it)
+            shown = _mean_over_ranks(terms) if ranks.world > 1 else terms
+            if not torch.isfinite(shown["loss"]):
+                raise AmiError(f"training diverged: loss is {shown['loss'].item()} at step "
+                               f"{step}; {_last_good(last_good, run)}")
             opt.zero_grad(set_to_none=True)
             loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
             if step % cfg.log_every == 0 or step == cfg.steps - 1:
-                record = _log_record(model, frames, terms, step, opt, t_start)
-                log.write(json.dumps(record) + "\n")
-                log.flush()
-                bar.set_postfix(loss=f"{record['train/loss']:.4f}",
-                                pred=f"{record['train/pred']:.4f}",
-                                rank=f"{record['train/effective_rank']:.1f}")
+                record = _log_record(model, frames, shown, step, opt, t_start)
+                if ranks.main:
+                    log.write(json.dumps(record) + "\n")
+                    log.flush()
+                    bar.set_postfix(loss=f"{record['train/loss']:.4f}",
+                                    pred=f"{record['train/pred']:.4f}",
+                                    rank=f"{record['train/effective_rank']:.1f}")
                 if record["train/effective_rank"] < 0.1 * mcfg.embed_dim and step > cfg.warmup \
-                        and not warned:
+                        and not warned and ranks.main:
                     warned = True
                     warnings.warn(f"embeddings may be collapsing: effective rank "
                                   f"{record['train/effective_rank']:.2f} of {mcfg.embed_dim} at "
@@ -224,14 +295,45 @@ def train(cfg: TrainConfig) -> Path:
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
                 last_good = checkpoint(step + 1)
     checkpoint(cfg.steps)  # checks the weights are finite before they become the run's model
-    save_model(model.cpu(), run)
-    summary = {"train_seconds": time.perf_counter() - t_start, "steps": cfg.steps,
-               "parameters": model.num_parameters(), "resumed_at": resumed_at, "final": record}
-    write_json(run / "train_summary.json", summary)
+    if ranks.main:
+        save_model(model.cpu(), run)
+        summary = {"train_seconds": time.perf_counter() - t_start, "steps": cfg.steps,
+                   "parameters": model.num_parameters(), "resumed_at": resumed_at,
+                   "device": str(device), "bf16": use_bf16(device, cfg.bf16),
+                   "processes": ranks.world, "stream": stream, "final": record}
+        write_json(run / "train_summary.json", summary)
     return run
 
 
-def _model_config_for(data: EpisodeDataset, cfg: TrainConfig) -> ModelConfig:
+def _should_stream(cfg: TrainConfig, ranks: Ranks) -> bool:
+    """As asked; by default, when the frames (one copy per process on this machine) would take
+    more than a third of the memory available now: loading holds them twice for a moment."""
+    if cfg.stream is not None:
+        return cfg.stream
+    copies = int(os.environ.get("LOCAL_WORLD_SIZE", ranks.world))
+    return 3 * frame_bytes(cfg.data) * copies > _available_memory()
+
+
+def _available_memory() -> int:
+    try:
+        with open("/proc/meminfo") as f:
+            for line in f:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (ValueError, OSError, AttributeError):  # no way to tell: assume it fits
+        return 1 << 62
+
+
+def _mean_over_ranks(terms: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+    mean = mean_over_ranks(torch.stack([v.detach().float() for v in terms.values()]))
+    return dict(zip(terms, mean, strict=True))
+
+
+def _model_config_for(data: EpisodeDataset | EpisodeStream, cfg: TrainConfig) -> ModelConfig:
     h, w, c = data.image_shape
     if h != w:
         raise AmiError(f"{cfg.data}: images are {h}x{w}; the encoder needs square images")
@@ -308,8 +410,8 @@ def _restore_rngs(ckpt: Checkpoint, rng: np.random.Generator, gen: torch.Generat
         raise AmiError(f"{ckpt.path}: its RNG states are missing or damaged ({e})") from None
     try:
         gen.set_state(sigreg_state)
-    except RuntimeError:  # a CPU generator's state does not fit a CUDA one, and back
-        warnings.warn(f"{ckpt.path} was written on another device type than {device.type}; "
+    except RuntimeError:  # a CUDA generator's state, written by an earlier ami on a GPU
+        warnings.warn(f"{ckpt.path} holds SIGReg's random state of a CUDA generator; "
                       f"SIGReg's directions restart from the seed, so the resumed run will not "
                       f"match an uninterrupted one", stacklevel=2)
         gen.manual_seed(ckpt.state.get("config", {}).get("seed", 0) + ckpt.step)
@@ -343,8 +445,9 @@ def _last_good(last_good: tuple[int, Path] | None, run: Path) -> str:
 
 @torch.no_grad()
 def _log_record(model, frames, terms, step, opt, t_start) -> dict:
+    """Metrics of a step; every rank calls it, since the embeddings are gathered over ranks."""
     model.eval()
-    z = model.encode(frames[:, 0])
+    z = gather_batch(model.encode(frames[:, 0]))
     return {
         "step": step,
         "time": round(time.perf_counter() - t_start, 3),

@@ -205,6 +205,16 @@ def _check_format(path: Path) -> None:
             raise AmiError(f"{path}: damaged: no /episodes group")
 
 
+def read_header(path: str | Path) -> dict:
+    """The file's world and provenance (None when not recorded), without reading episodes."""
+    path = Path(path)
+    _check_format(path)
+    with _open_for_reading(path) as f:
+        text = f.attrs.get("provenance")
+        return {"world": str(f.attrs.get("world", "unknown")),
+                "provenance": json.loads(text) if text is not None else None}
+
+
 def count_episodes(path: str | Path) -> int:
     """Complete episodes in a file, without reading their frames."""
     path = Path(path)
@@ -232,23 +242,8 @@ class EpisodeDataset:
         frames, actions, states, lengths = [], [], [], []
         with _open_for_reading(path) as f:
             world = str(f.attrs.get("world", "unknown"))
-            image_shape = tuple(int(v) for v in f.attrs["image_shape"])
             action_dim = int(f.attrs["action_dim"])
-            names = sorted(f["episodes"])
-            for i, name in enumerate(names):
-                try:
-                    episode = _read_episode(f["episodes"], name, image_shape, action_dim)
-                except (OSError, RuntimeError, KeyError) as e:
-                    if i == len(names) - 1:  # the one a crash can have left half-written
-                        warnings.warn(f"{path}: skipping its last episode {name}, which is "
-                                      f"damaged ({_h5_reason(e)})", stacklevel=2)
-                        continue
-                    raise AmiError(f"{path}: episode {name} is damaged ({_h5_reason(e)})") from None
-                except ValueError as e:
-                    raise AmiError(f"{path}: episode {name}: {e}") from None
-                if episode is None:
-                    continue
-                fr, ac, st = episode
+            for _, (fr, ac, st) in complete_episodes(f, path, read_frames=True):
                 frames.append(fr)
                 # pad with a zero action so that row t of `actions` follows frame t
                 actions.append(np.concatenate([ac, np.zeros((1, action_dim), np.float32)]))
@@ -277,6 +272,10 @@ class EpisodeDataset:
         return len(self.lengths)
 
     @property
+    def num_frames(self) -> int:
+        return len(self.frames)
+
+    @property
     def image_shape(self) -> tuple[int, int, int]:
         return tuple(self.frames.shape[1:])
 
@@ -291,10 +290,40 @@ class EpisodeDataset:
             out["states"] = self.states[s:s + n]
         return out
 
+    def take(self, frame_index: np.ndarray, action_index: np.ndarray
+             ) -> tuple[np.ndarray, np.ndarray]:
+        """Frames and actions at flat indices: frame_index (B, n) → (B, n, H, W, C) uint8,
+        action_index (B, k) → (B, k, A) float32."""
+        return self.frames[frame_index], self.actions[action_index]
 
-def _read_episode(episodes: h5py.Group, name: str, image_shape: tuple, action_dim: int):
+
+def complete_episodes(f: h5py.File, path: Path, read_frames: bool):
+    """(name, (frames, actions, states)) of every complete episode of an open file, in order,
+    checked; frames is the frame count alone unless `read_frames`. A damaged last episode (the
+    one a crash can have left half-written) is skipped with a warning; any other is an AmiError."""
+    image_shape = tuple(int(v) for v in f.attrs["image_shape"])
+    action_dim = int(f.attrs["action_dim"])
+    names = sorted(f["episodes"])
+    for i, name in enumerate(names):
+        try:
+            episode = _read_episode(f["episodes"], name, image_shape, action_dim, read_frames)
+        except (OSError, RuntimeError, KeyError) as e:
+            if i == len(names) - 1:
+                warnings.warn(f"{path}: skipping its last episode {name}, which is "
+                              f"damaged ({_h5_reason(e)})", stacklevel=3)
+                continue
+            raise AmiError(f"{path}: episode {name} is damaged ({_h5_reason(e)})") from None
+        except ValueError as e:
+            raise AmiError(f"{path}: episode {name}: {e}") from None
+        if episode is not None:
+            yield name, episode
+
+
+def _read_episode(episodes: h5py.Group, name: str, image_shape: tuple, action_dim: int,
+                  read_frames: bool = True):
     """(frames, actions, states or None) of a complete episode, None for an unfinished one;
-    ValueError says what is wrong with a complete one."""
+    ValueError says what is wrong with a complete one. Without `read_frames`, frames is their
+    count: the checks read the frames' shape, never the pixels."""
     g = episodes[name]
     if not isinstance(g, h5py.Group) or not g.attrs.get("complete", False):
         return None
@@ -305,10 +334,10 @@ def _read_episode(episodes: h5py.Group, name: str, image_shape: tuple, action_di
         raise ValueError(f"frames are {g['frames'].dtype}, expected uint8")
     if not np.issubdtype(g["actions"].dtype, np.floating):
         raise ValueError(f"actions are {g['actions'].dtype}, expected float")
-    fr, ac = g["frames"][()], g["actions"][()]
+    ac = g["actions"][()]
     t = len(ac)
-    if fr.shape != (t + 1, *image_shape):
-        raise ValueError(f"frames of shape {fr.shape} with {t} actions; expected "
+    if g["frames"].shape != (t + 1, *image_shape):
+        raise ValueError(f"frames of shape {g['frames'].shape} with {t} actions; expected "
                          f"{(t + 1, *image_shape)} (T+1 frames of the file's image shape)")
     if ac.shape != (t, action_dim):
         raise ValueError(f"actions of shape {ac.shape}; expected ({t}, {action_dim})")
@@ -325,4 +354,5 @@ def _read_episode(episodes: h5py.Group, name: str, image_shape: tuple, action_di
         if not np.all(np.isfinite(st)):
             raise ValueError("states contain NaN or inf")
         st = st.astype(np.float32)
+    fr = g["frames"][()] if read_frames else t + 1
     return fr, ac.astype(np.float32), st

@@ -24,10 +24,17 @@ def epps_pulley_knots(knots: int = 17, t_max: float = 3.0, device=None):
 
 def sigreg(z: torch.Tensor, projections: int = 256, generator: torch.Generator | None = None,
            knots: int = 17) -> torch.Tensor:
-    """SIGReg loss of embeddings z (N, D); a new set of directions per call unless seeded."""
+    """SIGReg loss of embeddings z (N, D); a new set of directions per call unless seeded.
+
+    The directions are drawn on the generator's device, so a CPU generator gives the same
+    directions for embeddings on any device. Every statistic is a mean over the N rows: for the
+    exact loss of a batch split over processes, pass the gathered batch
+    (`ami.distributed.gather_batch`) and the same generator state on every process.
+    """
     n, d = z.shape
     z = z.float()
-    u = torch.randn(d, projections, device=z.device, generator=generator)
+    where = generator.device if generator is not None else z.device
+    u = torch.randn(d, projections, device=where, generator=generator).to(z.device)
     u = u / u.norm(dim=0, keepdim=True)
     t, weight = epps_pulley_knots(knots, device=z.device)
     p = z @ u                                             # (N, M)
