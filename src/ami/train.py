@@ -233,10 +233,10 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
                               f"with; the resumed run will not match an uninterrupted one",
                               stacklevel=1)
             _keep_metrics_before(run / METRICS_FILE, start)
+    objective = wrap_for_ranks(JEPAObjective(model, cfg), ranks, device)
     if cfg.compile:  # in place: the state dict keeps its keys, checkpoints stay the same
         model.encoder.compile()
         model.predictor.compile()
-    objective = wrap_for_ranks(JEPAObjective(model, cfg), ranks, device)
 
     t_start = time.perf_counter() - elapsed
 
