@@ -17,7 +17,7 @@ import torch
 
 from ami.actor import ActionBounds, CEMPlanner
 from ami.config import ModelConfig
-from ami.cost import GoalCost
+from ami.cost import GoalDistance, IntrinsicCost
 from ami.envs import TwoRooms
 from ami.io import load_model
 from ami.world_model import WorldModel
@@ -28,6 +28,9 @@ def main() -> None:
     p.add_argument("--run", default=None, help="run directory (default: default model, random)")
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
+    p.add_argument("--variants", action="store_true",
+                   help="also time bf16 autocast, ReLU in place of GELU and torch.compile, "
+                        "interleaved with the default so that load affects all alike")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
     model = load_model(args.run) if args.run else WorldModel(ModelConfig()).eval()
@@ -37,7 +40,7 @@ def main() -> None:
     z_goal = model.encode(env.render_state(np.array([50.0, 50.0])))
     planner = CEMPlanner(ActionBounds.of(env), horizon=5, block_dim=model.block_dim,
                          samples=300, iterations=30, elites=30)
-    cost = GoalCost(z_goal, "final")
+    cost = IntrinsicCost([GoalDistance(z_goal)])
     times = median_ms(lambda: planner.plan(model, z, cost), args.repeats)
     plan_flops = 300 * 30 * 5 * predictor_flops_per_step(model)
     a, b = torch.randn(2048, 2048), torch.randn(2048, 2048)
@@ -52,6 +55,36 @@ def main() -> None:
     achieved = plan_flops / (statistics.median(times) / 1000) / 1e9
     print(f"CEM plan throughput: {plan_flops / 1e9:.2f} GFLOP per plan, {achieved:.0f} GFLOP/s; "
           f"fp32 matmul peak (2048^3) {peak:.0f} GFLOP/s; ratio {achieved / peak:.2f}")
+    if args.variants:
+        compare_variants(model, planner, z, cost, args.repeats)
+
+
+def compare_variants(model, planner, z, cost, repeats: int) -> None:
+    """Median ms per plan of speed variants, timed round-robin in one run."""
+    import contextlib
+    import copy
+    relu = copy.deepcopy(model)
+    for i, layer in enumerate(relu.predictor.net):
+        if isinstance(layer, torch.nn.GELU):
+            relu.predictor.net[i] = torch.nn.ReLU()
+    compiled = copy.deepcopy(model)
+    compiled.predictor.rollout = torch.compile(compiled.predictor.rollout, dynamic=False)
+    t = time.perf_counter()
+    planner.plan(compiled, z, cost)
+    print(f"torch.compile of the rollout: {time.perf_counter() - t:.1f} s to compile")
+    bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
+    variants = {"fp32 (default)": (model, contextlib.nullcontext), "bf16 autocast": (model, bf16),
+                "ReLU predictor": (relu, contextlib.nullcontext),
+                "compiled rollout": (compiled, contextlib.nullcontext)}
+    times = {name: [] for name in variants}
+    for _ in range(repeats):
+        for name, (m, ctx) in variants.items():
+            with ctx():
+                t = time.perf_counter()
+                planner.plan(m, z, cost)
+                times[name].append(1000 * (time.perf_counter() - t))
+    for name, ts in times.items():
+        print(f"  {name:<18} median {statistics.median(ts):.1f} ms")
 
 
 def median_ms(fn, repeats: int) -> list[float]:

@@ -77,15 +77,15 @@ def test_planner_is_seeded(name):
 def test_receding_horizon_executes_the_plan_and_reaches_the_goal():
     world = IdentityWorld()
     target = torch.tensor([4.0, 3.0])
-    mpc = RecedingHorizon(world, CEMPlanner(BOUNDS, 3, 4, 100, 10, 10), replan_every=2)
+    mpc = RecedingHorizon(CEMPlanner(BOUNDS, 3, 4, 100, 10, 10), action_dim=2, replan_every=2)
     z = torch.zeros(2)
     for _ in range(6):
-        mpc.observe(z)
-        # summed over steps: a final-step cost alone lets receding horizon put off arriving
-        actions = mpc.act(quadratic_to(target, over_all_steps=True))
+        # averaged over steps: a final-step cost alone lets receding horizon put off arriving
+        actions = mpc.plan(world, z[None, None], quadratic_to(target, over_all_steps=True))
         assert actions.shape == (2, 2)
         z = z + torch.from_numpy(np.asarray(actions)).sum(0)
     assert torch.allclose(z, target, atol=0.1)
+    assert len(mpc.plan_seconds) == 6
 
 
 def test_coloured_noise_is_unit_variance_and_smoother_than_white():

@@ -32,8 +32,7 @@ def test_collect_train_eval_smoke(tmp_path):
     assert (run / "episode.gif").exists()
 
     # Mode-1: train the policy on the run's data, act with it alone, and seed CEM with it
-    assert main(["train-policy", "--run", str(run), "--steps", "5", "--batch-size", "16",
-                 "--no-progress"]) == 0
+    assert main(["train-policy", "--run", str(run), "--steps", "5", "--batch-size", "16"]) == 0
     assert (run / "policy.safetensors").exists()
     for extra in (["--actor", "policy", "--plan.horizon", "1"], ["--plan.policy-init"]):
         assert main(["eval", "--run", str(run), "--episodes", "1", "--budget", "10",
@@ -71,3 +70,31 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, args, message):
 def test_unknown_command():
     proc = run_cli("fly")
     assert proc.returncode == 2 and "unknown command" in proc.stderr
+
+
+def test_heads_guardrail_critic_and_finetune_smoke(tiny_run, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    assert main(["train-critic", "--run", str(run), "--steps", "5", "--batch-size", "16"]) == 0
+    assert main(["train-guardrail", "--run", str(run), "--steps", "5", "--batch-size", "16",
+                 "--box", "4", "4", "20", "30"]) == 0
+    summary = json.loads((run / "guardrail_summary.json").read_text())
+    assert 0 < summary["forbidden_fraction"] < 1
+    assert main(["eval", "--run", str(run), "--episodes", "2", "--budget", "10",
+                 "--plan.samples", "16", "--plan.iterations", "2", "--plan.elites", "4",
+                 "--cost.guardrail", "--cost.critic-weight", "0.5", "--cost.effort-weight", "0.1",
+                 "--no-progress", "--no-gif"]) == 0
+    result = json.loads((run / "eval.json").read_text())
+    assert result["protocol"]["forbidden_box"] == [4, 4, 20, 30]
+    assert result["violation_rate"] is not None
+    first = result["per_episode"][0]["cost_terms_first_plan"]
+    assert set(first) == {"goal", "effort", "critic", "guardrail"}
+    out = tmp_path / "ft"
+    assert main(["finetune", "--run", str(run), "--out", str(out), "--episodes", "2",
+                 "--budget", "20", "--steps", "3", "--batch-size", "8", "--plan.samples", "16",
+                 "--plan.iterations", "2", "--plan.elites", "4"]) == 0
+    report = json.loads((out / "finetune.json").read_text())
+    assert report["agent_episodes"] == 2
+    assert report["prediction_error_after"]["agent_episodes"] > 0
+    assert (out / "model.safetensors").exists() and (out / "critic.safetensors").exists()

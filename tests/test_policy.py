@@ -5,7 +5,7 @@ import torch
 
 from ami.actor import ActionBounds, PolicyPlanner
 from ami.actor.policy import GoalConditionedPolicy, hindsight_pairs, train_policy
-from ami.cost import GoalCost
+from ami.cost import GoalDistance, IntrinsicCost
 
 from .test_actor import IdentityWorld
 
@@ -64,7 +64,7 @@ def test_policy_planner_reports_cost_terms_and_respects_bounds():
     with torch.no_grad():
         policy.net[-1].bias.fill_(5.0)   # wants to move far: must be clipped
     result = PolicyPlanner(policy, bounds, horizon=3, action_scale=1.0).plan(
-        world, torch.zeros(1, 1, 2), GoalCost(torch.tensor([3.0, 3.0])))
+        world, torch.zeros(1, 1, 2), IntrinsicCost([GoalDistance(torch.tensor([3.0, 3.0]))]))
     assert result.actions.shape == (3, 4)
     assert (result.actions.reshape(-1, 2).norm(dim=-1) <= 1.0 + 1e-6).all()
     assert set(result.terms) == {"goal"} and result.cost == result.terms["goal"]

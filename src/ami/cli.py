@@ -1,6 +1,8 @@
 """The `ami` command: parse options into a config, call the library function, print the result.
 
-    ami collect | train | train-policy | eval | demo  [--help] [options]
+    ami collect | train | eval | finetune | demo  [--help] [options]
+    ami train-policy | train-critic | train-guardrail  (heads on a run's frozen encoder)
+    ami probe | surprise  (what a run's world model understood of its world's physics)
 
 Add --debug anywhere to see a traceback instead of a one-line error.
 """
@@ -12,7 +14,18 @@ import sys
 
 import tyro
 
-from ami.config import CollectConfig, DemoConfig, EvalConfig, PolicyConfig, TrainConfig
+from ami.config import (
+    CollectConfig,
+    CriticConfig,
+    DemoConfig,
+    EvalConfig,
+    FinetuneConfig,
+    GuardrailConfig,
+    PolicyConfig,
+    ProbeConfig,
+    SurpriseConfig,
+    TrainConfig,
+)
 from ami.errors import AmiError
 
 
@@ -43,8 +56,56 @@ def _eval(cfg: EvalConfig) -> None:
 
 
 def _train_policy(cfg: PolicyConfig) -> None:
-    from ami.train_policy import train_policy_run
+    from ami.heads import train_policy_run
     print(f"wrote {train_policy_run(cfg)}")
+
+
+def _train_critic(cfg: CriticConfig) -> None:
+    from ami.heads import train_critic_run
+    print(f"wrote {train_critic_run(cfg)}")
+
+
+def _train_guardrail(cfg: GuardrailConfig) -> None:
+    from ami.heads import train_guardrail_run
+    print(f"wrote {train_guardrail_run(cfg)}")
+
+
+def _probe(cfg: ProbeConfig) -> None:
+    from ami.evaluate.probes import probe
+    r = probe(cfg)
+    p = r["protocol"]
+    print(f"probes on {p['samples']['test']} windows of {p['episodes']['test']} held-out "
+          f"episodes ({p['frames']} frames, {p['frameskip']} steps apart)")
+    print(f"  {'variable':<12} {'linear r':>9} {'R²':>7} {'MLP r':>9} {'R²':>7}")
+    for name in r["variables"]:
+        lin, mlp = r["linear"][name], r["mlp"][name]
+        print(f"  {name:<12} {lin['r']:>9.3f} {lin['r2']:>7.3f} {mlp['r']:>9.3f} "
+              f"{mlp['r2']:>7.3f}")
+    print(f"wrote {cfg.run}/probe.json")
+
+
+def _surprise(cfg: SurpriseConfig) -> None:
+    from ami.evaluate.surprise import surprise
+    r = surprise(cfg)
+    print(f"violation of expectation, {r['world']}: {cfg.pairs} pairs per category "
+          f"(score: max surprise over the clip; mean in surprise.json)")
+    print(f"  {'category':<14} {'AUROC':>6} {'rel. acc.':>10}")
+    for name, c in r["categories"].items():
+        note = "  (control: possible)" if c["control"] else ""
+        print(f"  {name:<14} {c['auroc_max']:>6.3f} {100 * c['relative_accuracy_max']:>9.1f}%"
+              f"{note}")
+    print(f"wrote {cfg.run}/surprise.json" + (f" and {cfg.run}/surprise.png" if cfg.plot else ""))
+
+
+def _finetune(cfg: FinetuneConfig) -> None:
+    from ami.finetune import finetune
+    r = finetune(cfg)
+    print(f"{r['agent_episodes']} agent episodes, {r['windows']} training windows; "
+          f"latent prediction error before -> after:")
+    for name, b in r["prediction_error_before"].items():
+        if b is not None:
+            print(f"  {name:<24} {b:.4f} -> {r['prediction_error_after'][name]:.4f}")
+    print(f"fine-tuned run: {r['run']}")
 
 
 def _demo(cfg: DemoConfig) -> None:
@@ -71,7 +132,12 @@ COMMANDS = {
     "train": (TrainConfig, _train),
     "eval": (EvalConfig, _eval),
     "train-policy": (PolicyConfig, _train_policy),
+    "train-critic": (CriticConfig, _train_critic),
+    "train-guardrail": (GuardrailConfig, _train_guardrail),
+    "finetune": (FinetuneConfig, _finetune),
     "demo": (DemoConfig, _demo),
+    "probe": (ProbeConfig, _probe),
+    "surprise": (SurpriseConfig, _surprise),
 }
 
 
@@ -91,7 +157,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     config_cls, run = COMMANDS[name]
     # tyro reports its own parse errors (unknown option, bad choice) and exits with code 2
-    cfg = tyro.cli(config_cls, args=rest, prog=f"ami {name}")
+    cfg = tyro.cli(config_cls, args=rest, prog=f"ami {name}",
+                   default=_world_preset(config_cls, rest))
     try:
         run(cfg)
     except AmiError as e:
@@ -108,6 +175,30 @@ def main(argv: list[str] | None = None) -> int:
         print("ami: interrupted", file=sys.stderr)
         return 130
     return 0
+
+
+def _world_preset(config_cls: type, args: list[str]):
+    """The defaults of the world the command line names (`--world`, or the episodes of
+    `--data`), so that a world's preset applies; options given still win."""
+    from ami.presets import preset
+    world = _option(args, "--world")
+    data = _option(args, "--data")
+    if world is None and data is not None:
+        from ami.data.dataset import read_header
+        try:
+            world = read_header(data)["world"]
+        except AmiError:  # the command itself will say what is wrong with the file
+            pass
+    return preset(config_cls, world)
+
+
+def _option(args: list[str], flag: str) -> str | None:
+    for i, a in enumerate(args):
+        if a == flag and i + 1 < len(args):
+            return args[i + 1]
+        if a.startswith(flag + "="):
+            return a.split("=", 1)[1]
+    return None
 
 
 def _one_line(e: Exception) -> str:

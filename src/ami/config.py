@@ -14,6 +14,32 @@ import tyro
 
 
 @dataclass
+class BallisticConfig:
+    """The ballistic world: balls under gravity in a walled box, an optional occluder."""
+
+    balls: int = 1
+    """Number of balls (1 to 3)."""
+    gravity: float = 0.25
+    """Downward acceleration (px per step²)."""
+    restitution: float = 0.95
+    """Fraction of the normal speed a bounce keeps (floor, walls and other balls)."""
+    radii: tuple[float, ...] = (4.0, 3.0, 2.5)
+    """Radius of each ball (px); ball i has radii[i]."""
+    palette: tuple[str, ...] = ("#e6194b", "#3cb44b", "#4363d8", "#ffe119", "#f58231",
+                                "#42d4f4")
+    """Colours a ball can take ('#rrggbb'); ball i starts with palette[i]."""
+    recolour_prob: float = 0.02
+    """Probability per step that a ball takes another colour of the palette: colour carries no
+    physics, so a world model should learn to ignore it."""
+    occluder: bool = True
+    """Draw a grey vertical bar in front of the balls, which hides them as they pass."""
+    occluder_x: float = 32.0
+    """Centre of the occluder (px)."""
+    occluder_width: float = 10.0
+    """Width of the occluder (px); wider than a ball, so that it can hide one whole."""
+
+
+@dataclass
 class CollectConfig:
     """Collect episodes from a world into an HDF5 file."""
 
@@ -29,6 +55,10 @@ class CollectConfig:
     """Fraction of episodes driven by the noisy door-seeking policy; the rest are random walks."""
     random_layout: bool = False
     """Draw a new wall and door position per episode (eb_jepa's harder setting)."""
+    push_prob: float = 0.05
+    """Ballistic: probability per step that the collection policy pushes ball 0 (a random
+    change of velocity); 0 collects free flight only."""
+    ballistic: BallisticConfig = field(default_factory=BallisticConfig)
     seed: int = 0
     """Random seed of the policies and of the world; episode i depends only on (seed, i)."""
     resume: bool = False
@@ -148,15 +178,29 @@ class PlanConfig:
     """MPPI: softmax temperature, in units of the iteration's cost std."""
     gradient_lr: float = 0.3
     """Gradient: Adam step size, as a fraction of the action bound."""
-    cost: Literal["final", "sum"] = "sum"
-    """Goal distance averaged over the horizon (arrive early and stay), or on the final step only
-    (which lets receding horizon put arriving off)."""
     replan_every: int = 5
     """Environment steps executed from each plan before planning again."""
     warm_start: bool = True
     """Start each plan from the previous one shifted by the executed steps."""
     policy_init: bool = False
     """Seed a plan that has no warm start with the Mode-1 policy's proposal."""
+
+
+@dataclass
+class CostConfig:
+    """The cost module: which terms the agent minimises, and their weights."""
+
+    goal: Literal["final", "sum"] = "sum"
+    """Goal distance averaged over the horizon (arrive early and stay), or on the final step only
+    (which lets receding horizon put arriving off)."""
+    effort_weight: float = 0.0
+    """Weight of the action-effort term (mean squared action / scale²)."""
+    critic_weight: float = 0.0
+    """Weight of the critic's cost-to-go as terminal cost (0: off; needs `ami train-critic`)."""
+    guardrail: bool = False
+    """Add the run's guardrail (`ami train-guardrail`) as a cost term."""
+    guardrail_weight: float = 100.0
+    """Weight of the guardrail term (probability of entering the forbidden set)."""
 
 
 @dataclass
@@ -180,8 +224,58 @@ class PolicyConfig:
     """Peak learning rate (AdamW, cosine decay)."""
     seed: int = 0
     """Random seed of initialisation and sampling."""
-    progress: bool = True
-    """Show a progress bar."""
+
+
+@dataclass
+class CriticConfig:
+    """Train the critic V(z, z_goal) (cost-to-go in action blocks) on a run's data, by
+    temporal-distance regression with hindsight goals, on the run's frozen encoder."""
+
+    run: Path = Path("runs/latest")
+    """Run directory with model.safetensors; critic.safetensors is written there."""
+    data: Path | None = None
+    """Episodes to train on; default: the data the world model was trained on."""
+    steps: int = 3000
+    """Optimisation steps."""
+    batch_size: int = 256
+    """(state, goal) pairs per step."""
+    max_blocks: int = 20
+    """Hindsight goals are 0..max_blocks action blocks ahead in the same episode."""
+    expectile: float = 0.1
+    """τ of the expectile regression: below 0.5 leans towards the shortest observed path."""
+    width: int = 256
+    """Hidden width of the critic MLP."""
+    lr: float = 1e-3
+    """Peak learning rate (AdamW, cosine decay)."""
+    seed: int = 0
+    """Random seed of initialisation and sampling."""
+
+
+@dataclass
+class GuardrailConfig:
+    """Train a guardrail: a classifier of forbidden states on embeddings, from the run's data
+    labelled by a box of positions, on the run's frozen encoder."""
+
+    run: Path = Path("runs/latest")
+    """Run directory with model.safetensors; guardrail.safetensors is written there."""
+    box: tuple[float, float, float, float] = (8.0, 24.0, 20.0, 40.0)
+    """Forbidden box of positions x0 y0 x1 y1 (pixels; default: the middle of the left room, on
+    the direct route from its far side to the door, with room to pass on either side)."""
+    margin: float = 2.0
+    """Label states this close to the box as forbidden too: the planner predicts one state per
+    action block, so the steps between two predictions need room to spare."""
+    data: Path | None = None
+    """Episodes to label and train on; default: the data the world model was trained on."""
+    steps: int = 2000
+    """Optimisation steps."""
+    batch_size: int = 256
+    """States per step, half of them forbidden."""
+    width: int = 128
+    """Hidden width of the classifier."""
+    lr: float = 1e-3
+    """Learning rate (AdamW)."""
+    seed: int = 0
+    """Random seed of initialisation and sampling."""
 
 
 @dataclass
@@ -197,12 +291,46 @@ class EvalConfig:
     seed: int = 1000
     """Seed of the start/goal draws and of the planner; episode i uses seed + i."""
     plan: PlanConfig = field(default_factory=PlanConfig)
+    cost: CostConfig = field(default_factory=CostConfig)
+    goal_rule: Literal["rooms", "far"] = "rooms"
+    """rooms: start and goal uniform in different rooms; far: the same, each at least 20 px
+    from the door (the longest detours)."""
+    forbidden_box: tuple[float, float, float, float] | None = None
+    """Score entries into this box of positions as violations, and keep starts and goals out
+    of it (default: the guardrail's own box when --cost.guardrail)."""
     random_layout: bool = False
     """Evaluate with a random wall and door per episode."""
     gif: bool = True
     """Save a GIF of the first episode (goal marked) in the run directory."""
     progress: bool = True
     """Show a progress bar."""
+
+
+@dataclass
+class FinetuneConfig:
+    """Act with the agent, keep its own episodes in memory, and fine-tune the predictor on them
+    (encoder frozen, with replay of the original data); reports prediction error before and
+    after."""
+
+    run: Path = Path("runs/latest")
+    """Run directory to start from (left unchanged)."""
+    out: Path | None = None
+    """Run directory for the fine-tuned model; default: <run>-finetuned."""
+    episodes: int = 30
+    """Agent episodes to collect (start and goal as in `ami eval`)."""
+    budget: int = 200
+    """Environment steps allowed per episode."""
+    steps: int = 300
+    """Fine-tuning steps."""
+    batch_size: int = 64
+    """Windows per step."""
+    replay: float = 0.5
+    """Fraction of each batch drawn from the run's original data (against forgetting)."""
+    lr: float = 3e-4
+    """Learning rate (AdamW, constant)."""
+    seed: int = 2000
+    """Seed of the agent's episodes and of fine-tuning."""
+    plan: PlanConfig = field(default_factory=PlanConfig)
 
 
 @dataclass
@@ -214,6 +342,60 @@ class DemoConfig:
     collect: CollectConfig = field(default_factory=CollectConfig)
     train: TrainConfig = field(default_factory=TrainConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
+
+
+@dataclass
+class ProbeConfig:
+    """Probe a run's frozen embeddings for the recorded physical state: linear and small-MLP
+    probes, trained on some episodes and scored on others."""
+
+    run: Path = Path("runs/latest")
+    """Run directory with model.safetensors; probe.json is written there."""
+    data: Path | None = None
+    """Episodes to probe (they must record states); default: the data the run trained on."""
+    frames: int = 0
+    """Frames whose embeddings a probe reads, the current one and those before it, `frameskip`
+    apart (velocity is not visible in one frame); 0: the predictor's history."""
+    test_fraction: float = 0.25
+    """Share of the episodes held out to score the probes; the probes never train on them."""
+    max_samples: int = 40000
+    """At most this many (embeddings, state) samples, drawn evenly from the episodes."""
+    ridge: float = 1e-3
+    """L2 penalty of the linear probe, on standardised embeddings."""
+    mlp_width: int = 256
+    """Hidden width of the MLP probe (two hidden layers)."""
+    mlp_steps: int = 2000
+    """Optimisation steps of the MLP probe (Adam, batches of 256)."""
+    seed: int = 0
+    """Seed of the episode split and of the MLP probe."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+@dataclass
+class SurpriseConfig:
+    """Violation of expectation: the world model's surprise on matched possible/impossible
+    clips of the run's world, scored by relative accuracy and AUROC per category."""
+
+    run: Path = Path("runs/latest")
+    """Run directory with model.safetensors; surprise.json and surprise.png are written there."""
+    pairs: int = 100
+    """Matched pairs per category."""
+    steps: int = 48
+    """Environment steps per clip (the violation happens in the middle third)."""
+    categories: tuple[str, ...] = ()
+    """Categories to score (default: all of the world's: ballistic teleport, vanish,
+    pass_through, gravity, colour; two_rooms teleport, colour)."""
+    horizon: int = 1
+    """Predictor steps between the context window and the frame it predicts."""
+    seed: int = 2000
+    """Seed of the clips; pair i of a category depends only on (seed, category, i)."""
+    batch: int = 50
+    """Clips encoded at once."""
+    plot: bool = True
+    """Save surprise.png: surprise over time of the first pair of each category."""
+    progress: bool = True
+    """Show a progress bar."""
 
 
 def to_dict(cfg) -> dict:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import time
-from collections import deque
 
 import numpy as np
 import torch
@@ -12,41 +11,25 @@ from ami.actor.planner import CostFn, Planner, PlanningResult
 
 
 class RecedingHorizon:
-    """Keeps the latent history and the last plan; `act` returns the next actions to execute."""
+    """Plans from a latent history, keeps the last plan to warm-start the next one."""
 
-    def __init__(self, model, planner: Planner, replan_every: int, warm_start: bool = True,
-                 proposer: Planner | None = None):
-        fs = model.cfg.frameskip
-        self.model, self.planner, self.proposer = model, planner, proposer
-        self.replan_every, self.warm_start = replan_every, warm_start
-        self.frameskip, self.action_dim = fs, model.cfg.action_dim
-        self.history = deque(maxlen=(model.cfg.history - 1) * fs + 1)  # per-step embeddings
+    def __init__(self, planner: Planner, action_dim: int, replan_every: int,
+                 warm_start: bool = True, proposer: Planner | None = None):
+        self.planner, self.proposer = planner, proposer
+        self.action_dim, self.replan_every, self.warm_start = action_dim, replan_every, warm_start
         self.last: PlanningResult | None = None
         self.plan_seconds: list[float] = []
 
     def reset(self) -> None:
-        self.history.clear()
         self.last = None
 
-    def observe(self, z: torch.Tensor) -> None:
-        """Record the embedding (D,) of the newest observation."""
-        self.history.append(z)
-
-    def z_hist(self) -> torch.Tensor:
-        """(1, h, D): embeddings frameskip steps apart, the oldest padded by repetition."""
-        fs, h = self.frameskip, self.model.cfg.history
-        items = list(self.history)
-        picked = [items[max(0, len(items) - 1 - k * fs)] for k in reversed(range(h))]
-        return torch.stack(picked)[None]
-
-    def act(self, cost_fn: CostFn) -> np.ndarray:
-        """Plan from the current history; returns (replan_every, A) actions in world units."""
+    def plan(self, model, z_hist: torch.Tensor, cost_fn: CostFn) -> np.ndarray:
+        """Plan from z_hist (1, h, D); returns the next (replan_every, A) actions, world units."""
         init = self._shifted_plan() if self.warm_start and self.last is not None else None
         t = time.perf_counter()
-        z_hist = self.z_hist()
         if init is None and self.proposer is not None:  # e.g. the Mode-1 policy's guess
-            init = self.proposer.plan(self.model, z_hist, cost_fn).actions
-        self.last = self.planner.plan(self.model, z_hist, cost_fn, init)
+            init = self.proposer.plan(model, z_hist, cost_fn).actions
+        self.last = self.planner.plan(model, z_hist, cost_fn, init)
         self.plan_seconds.append(time.perf_counter() - t)
         steps = self.last.actions.reshape(-1, self.action_dim)               # (T·fs, A)
         return steps[: self.replan_every].cpu().numpy()

@@ -1,5 +1,6 @@
-"""Cost: intrinsic terms over predicted latent trajectories, each reported by name."""
+"""Cost: intrinsic terms over predicted latent trajectories (goal, effort, guardrails) and a
+trainable critic, each reported by name."""
 
-from ami.cost.goal import GoalCost
+from ami.cost.intrinsic import ActionEffort, CostTerm, GoalDistance, IntrinsicCost
 
-__all__ = ["GoalCost"]
+__all__ = ["ActionEffort", "CostTerm", "GoalDistance", "IntrinsicCost"]

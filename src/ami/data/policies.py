@@ -1,6 +1,11 @@
-"""Data-collection policies. They may read the true state: they make data, they do not plan."""
+"""Data-collection policies. They may read the true state: they make data, they do not plan.
+
+`COLLECTION_POLICIES` names, per world, the function that picks the policy of one episode.
+"""
 
 from __future__ import annotations
+
+from collections.abc import Callable
 
 import numpy as np
 
@@ -52,3 +57,35 @@ class DoorSeeker:
         return (step + self.noise * env.max_action_norm * self.rng.standard_normal(2)).astype(
             np.float32
         )
+
+
+class RandomPushes:
+    """No action most of the time; with probability `push_prob` per step, a push of random
+    direction and size, so that episodes mix free flight with its changes."""
+
+    def __init__(self, max_norm: float, rng: np.random.Generator, push_prob: float):
+        self.max_norm, self.rng, self.push_prob = max_norm, rng, push_prob
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        if self.rng.uniform() >= self.push_prob:
+            return np.zeros(2, np.float32)
+        angle = self.rng.uniform(0, 2 * np.pi)
+        norm = self.max_norm * np.sqrt(self.rng.uniform(0, 1))
+        # float32, as stored: the world applies exactly the action the file records
+        return (norm * np.array([np.cos(angle), np.sin(angle)])).astype(np.float32)
+
+
+def two_rooms_policy(env, rng: np.random.Generator, cfg) -> tuple[Callable, str]:
+    """The door seeker for a `heuristic_ratio` share of episodes, else a random walk."""
+    if rng.uniform() < cfg.heuristic_ratio:
+        return DoorSeeker(env, rng), "door_seeker"
+    return RandomWalk(env.max_action_norm, rng), "random_walk"
+
+
+def ballistic_policy(env, rng: np.random.Generator, cfg) -> tuple[Callable, str]:
+    """Random pushes on ball 0, `push_prob` per step."""
+    return RandomPushes(env.max_action_norm, rng, cfg.push_prob), "random_pushes"
+
+
+# world name → (env, rng, CollectConfig) → (policy: state → action, its name in the file)
+COLLECTION_POLICIES = {"two_rooms": two_rooms_policy, "ballistic": ballistic_policy}

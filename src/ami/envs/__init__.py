@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import difflib
 
+from ami.envs.ballistic import Ballistic
 from ami.envs.two_rooms import TwoRooms
 from ami.errors import AmiError
 
-WORLDS = {"two_rooms": TwoRooms}
+WORLDS = {"two_rooms": TwoRooms, "ballistic": Ballistic}
 
 
 def make_env(name: str, **kwargs):
@@ -19,4 +20,4 @@ def make_env(name: str, **kwargs):
     return WORLDS[name](**kwargs)
 
 
-__all__ = ["WORLDS", "TwoRooms", "make_env"]
+__all__ = ["WORLDS", "Ballistic", "TwoRooms", "make_env"]

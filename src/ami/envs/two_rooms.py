@@ -114,10 +114,19 @@ class TwoRooms(gym.Env):
             x = rng.uniform(self.wall_right + g, hi)
         return np.array([x, rng.uniform(lo, hi)], np.float32)
 
-    def sample_start_and_goal(self, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
-        """Start and goal in different rooms, each uniform inside its room."""
+    def sample_start_and_goal(self, rng: np.random.Generator, min_door_distance: float = 0.0
+                              ) -> tuple[np.ndarray, np.ndarray]:
+        """Start and goal in different rooms, each uniform inside its room (and at least
+        `min_door_distance` from the door's centre)."""
         room = int(rng.integers(2))
-        return self.free_position(room, rng), self.free_position(1 - room, rng)
+        door = np.array([self.layout.wall_x, self.layout.door_center])
+        points = []
+        for r in (room, 1 - room):
+            p = self.free_position(r, rng)
+            while np.linalg.norm(p - door) < min_door_distance:
+                p = self.free_position(r, rng)
+            points.append(p)
+        return points[0], points[1]
 
     # ----------------------------------------------------------------- gymnasium API
     def reset(self, *, seed: int | None = None, options: dict | None = None):
@@ -156,16 +165,28 @@ class TwoRooms(gym.Env):
     def render(self) -> np.ndarray:
         return self.render_state(self.state)
 
-    def render_state(self, xy: np.ndarray) -> np.ndarray:
-        """The frame the dot at `xy` would produce, (64, 64, 3) uint8."""
+    def render_state(self, xy: np.ndarray,
+                     colour: tuple[float, float, float] | None = None) -> np.ndarray:
+        """The frame the dot at `xy` would produce, (64, 64, 3) uint8. `colour` (weights per
+        channel in [0, 1]) paints the dot otherwise; only the colour control of the
+        violation-of-expectation suite does, the world's dot is always orange."""
         s2 = 2 * self.agent_sigma**2
         gx = np.exp(-((self._grid - xy[0]) ** 2) / s2)
         gy = np.exp(-((self._grid - xy[1]) ** 2) / s2)
         dot = (255 * np.outer(gy, gx)).astype(np.uint8)  # (H, W): rows are y
         img = self._background.copy()
+        if colour is not None:
+            for c, weight in enumerate(colour):
+                img[..., c] = np.maximum(img[..., c], (dot * weight).astype(np.uint8))
+            return img
         img[..., 0] = np.maximum(img[..., 0], dot)
         img[..., 1] = np.maximum(img[..., 1], dot // 2)
         return img
+
+    @staticmethod
+    def state_names(size: int) -> list[str]:
+        """Names of the recorded state's entries."""
+        return ["x", "y"][:size]
 
     # ----------------------------------------------------------------- state access
     def get_state(self) -> np.ndarray:

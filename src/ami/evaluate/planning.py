@@ -12,15 +12,29 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from ami.actor import ActionBounds, PolicyPlanner, RecedingHorizon, make_planner
+from ami.actor import ActionBounds
+from ami.agent import Agent, Heads, Task
 from ami.config import EvalConfig, to_dict
-from ami.cost import GoalCost
+from ami.cost.guardrail import Box
 from ami.envs import make_env
 from ami.errors import AmiError
 from ami.evaluate.video import save_gif
 from ami.io import MODEL_FILE, load_model, write_json
 
-GOAL_RULE = "start and goal drawn uniformly in different rooms (env.sample_start_and_goal)"
+GOAL_RULES = {
+    "rooms": "start and goal drawn uniformly in different rooms (env.sample_start_and_goal)",
+    "far": "start and goal in different rooms, each at least 20 px from the door",
+}
+
+
+def sample_task_states(env, rule: str, rng: np.random.Generator, box: Box | None):
+    """Start and goal by the protocol's rule; neither inside the forbidden box, if any."""
+    for _ in range(10_000):
+        start, goal = env.sample_start_and_goal(rng, min_door_distance=20.0 if rule == "far"
+                                                else 0.0)
+        if box is None or not (box.contains(start) or box.contains(goal)):
+            return start, goal
+    raise AmiError(f"no start and goal outside the forbidden box {box} after 10000 draws")
 
 
 @torch.no_grad()
@@ -30,47 +44,42 @@ def evaluate(cfg: EvalConfig) -> dict:
     model = load_model(run)
     world = _world_of(run)
     env = make_env(world, random_layout=cfg.random_layout)
-    bounds = ActionBounds.of(env)
-    p = cfg.plan
-    policy = None
-    if p.planner == "policy" or p.policy_init:
-        from ami.train_policy import load_policy
-        policy = load_policy(run, model.cfg.embed_dim, model.block_dim)
+    agent = Agent(model, ActionBounds.of(env), Heads.load(run, model, cfg.plan, cfg.cost))
+    box_xyxy = cfg.forbidden_box or agent.heads.guardrail_box
+    box = Box(*box_xyxy) if box_xyxy is not None else None
     episodes, plan_ms, gif_frames, gif_goal = [], [], None, None
     t_all = time.perf_counter()
     bar = tqdm(range(cfg.episodes), desc="eval", unit="ep", disable=not cfg.progress)
-    successes = 0
+    successes = violations = 0
     for i in bar:
         seed = cfg.seed + i
         env.reset(seed=seed)  # draws the layout when it is random
-        start, goal = env.sample_start_and_goal(np.random.default_rng(seed))
+        start, goal = sample_task_states(env, cfg.goal_rule, np.random.default_rng(seed), box)
         env.set_state(start)
         env.set_goal(goal)
         obs = env.render()
-        z_goal = model.encode(env.render_state(goal))
-        cost = GoalCost(z_goal, cfg.plan.cost)
-        planner = make_planner(p, bounds, model.block_dim, seed, policy, model.cfg.action_scale)
-        proposer = PolicyPlanner(policy, bounds, p.horizon, model.cfg.action_scale) \
-            if p.policy_init and p.planner != "policy" else None
-        mpc = RecedingHorizon(model, planner, p.replan_every, p.warm_start, proposer)
-        frames, steps, success = [obs], 0, env.is_success()
+        # the agent gets the goal as an observation; the true states stay with the scorer
+        agent.reset(Task(goal_obs=env.render_state(goal), plan=cfg.plan, cost=cfg.cost), obs,
+                    seed=seed)
+        frames, steps, success, violated = [obs], 0, env.is_success(), False
         t_ep = time.perf_counter()
-        mpc.observe(model.encode(obs))
         while steps < cfg.budget and not success:
-            for a in mpc.act(cost):
-                obs, _, success, _, _ = env.step(a)
-                mpc.observe(model.encode(obs))
-                frames.append(obs)
-                steps += 1
-                if success or steps >= cfg.budget:
-                    break
+            obs, _, success, _, info = env.step(agent.act())
+            agent.observe(obs)
+            frames.append(obs)
+            steps += 1
+            violated |= bool(box is not None and box.contains(info["state"]))
         episodes.append({
             "seed": seed, "start": start.tolist(), "goal": goal.tolist(), "success": bool(success),
             "steps": steps, "final_distance": float(np.linalg.norm(env.get_state() - goal)),
-            "plans": len(mpc.plan_seconds), "seconds": time.perf_counter() - t_ep,
+            "violation": violated, "plans": len(agent.plan_seconds),
+            "seconds": time.perf_counter() - t_ep,
+            "cost_terms_first_plan": agent.memory.costs[-len(agent.plan_seconds)]
+            if agent.plan_seconds else {},
         })
-        plan_ms += [1000 * s for s in mpc.plan_seconds]
+        plan_ms += [1000 * s for s in agent.plan_seconds]
         successes += success
+        violations += violated
         bar.set_postfix(success=f"{successes}/{i + 1}")
         if i == 0:
             gif_frames, gif_goal = frames, goal
@@ -82,15 +91,18 @@ def evaluate(cfg: EvalConfig) -> dict:
         "mean_steps": float(np.mean(steps_all)),
         "mean_steps_success": float(np.mean([e["steps"] for e in episodes if e["success"]]))
         if successes else None,
+        "violation_rate": violations / len(episodes) if box is not None else None,
         "ms_per_plan_median": float(np.median(plan_ms)) if plan_ms else None,
         "ms_per_env_step": 1000 * total_s / max(1, sum(steps_all)),
         "seconds_per_episode": total_s / len(episodes),
         "protocol": {
             "world": world, "random_layout": cfg.random_layout, "episodes": cfg.episodes,
             "seeds": [cfg.seed, cfg.seed + cfg.episodes - 1], "budget": cfg.budget,
-            "goal_rule": GOAL_RULE, "success_radius": env.success_radius,
+            "goal_rule": GOAL_RULES[cfg.goal_rule], "success_radius": env.success_radius,
             "success_test": "distance to goal <= success_radius at any step; episode ends there",
-            "planner": asdict(cfg.plan), "model_sha256": _sha256(run / MODEL_FILE),
+            "forbidden_box": list(box_xyxy) if box_xyxy is not None else None,
+            "planner": asdict(cfg.plan), "cost": asdict(cfg.cost),
+            "model_sha256": _sha256(run / MODEL_FILE),
             "command": "ami eval " + " ".join(_cli_flags(cfg)),
         },
         "per_episode": episodes,
