@@ -74,8 +74,10 @@ def _probe(cfg: ProbeConfig) -> None:
     from ami.evaluate.probes import probe
     r = probe(cfg)
     p = r["protocol"]
-    print(f"probes on {p['samples']['test']} windows of {p['episodes']['test']} held-out "
-          f"episodes ({p['frames']} frames, {p['frameskip']} steps apart)")
+    window = "1 frame" if p["frames"] == 1 else \
+        f"{p['frames']} frames, {p['frameskip']} steps apart"
+    print(f"probes on {p['samples']['test']} windows ({window}) of {p['episodes']['test']} "
+          f"held-out episodes")
     print(f"  {'variable':<12} {'linear r':>9} {'R²':>7} {'MLP r':>9} {'R²':>7}")
     for name in r["variables"]:
         lin, mlp = r["linear"][name], r["mlp"][name]
