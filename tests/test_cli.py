@@ -98,3 +98,14 @@ def test_heads_guardrail_critic_and_finetune_smoke(tiny_run, tmp_path):
     assert report["agent_episodes"] == 2
     assert report["prediction_error_after"]["agent_episodes"] > 0
     assert (out / "model.safetensors").exists() and (out / "critic.safetensors").exists()
+
+
+def test_eval_refuses_a_world_without_goals(tiny_run, tmp_path):
+    import shutil
+    run = tmp_path / "run"
+    shutil.copytree(tiny_run, run)
+    config = json.loads((run / "config.json").read_text())
+    (run / "config.json").write_text(json.dumps({**config, "world": "ballistic"}))
+    proc = run_cli("eval", "--run", str(run))
+    assert proc.returncode == 2 and "has no goals to plan towards" in proc.stderr
+    assert len(proc.stderr.strip().splitlines()) == 1

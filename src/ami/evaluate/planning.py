@@ -16,7 +16,7 @@ from ami.actor import ActionBounds
 from ami.agent import Agent, Heads, Task
 from ami.config import EvalConfig, to_dict
 from ami.cost.guardrail import Box
-from ami.envs import make_env
+from ami.envs import WORLDS, make_env
 from ami.errors import AmiError
 from ami.evaluate.video import save_gif
 from ami.io import MODEL_FILE, load_model, write_json
@@ -43,6 +43,10 @@ def evaluate(cfg: EvalConfig) -> dict:
     run = Path(cfg.run)
     model = load_model(run)
     world = _world_of(run)
+    with_goals = [n for n, w in WORLDS.items() if hasattr(w, "sample_start_and_goal")]
+    if world not in with_goals:
+        raise AmiError(f"{run}: world '{world}' has no goals to plan towards; `ami eval` scores "
+                       f"goal reaching, in {', '.join(with_goals)}")
     env = make_env(world, random_layout=cfg.random_layout)
     agent = Agent(model, ActionBounds.of(env), Heads.load(run, model, cfg.plan, cfg.cost))
     box_xyxy = cfg.forbidden_box or agent.heads.guardrail_box
