@@ -111,3 +111,27 @@ def test_fast_rollout_equals_repeated_predict(history):
         expected.append(z_next)
         z_hist = torch.cat([z_hist[:, 1:], z_next[:, None]], dim=1)
     assert torch.allclose(m.rollout(z, a), torch.stack(expected, 1), atol=1e-5)
+    with torch.inference_mode():   # the planning path: in place, into one buffer
+        assert torch.allclose(m.rollout(z, a), torch.stack(expected, 1), atol=1e-5)
+
+
+@pytest.mark.parametrize("activation", ["gelu", "relu", "silu"])
+def test_planning_rollout_from_one_shared_history(activation):
+    """Candidates expanded from one history (as planners pass them) predict what the
+    per-candidate forward does, with and without gradients."""
+    torch.manual_seed(0)
+    m = WorldModel(ModelConfig(embed_dim=8, encoder_width=8, predictor_width=32,
+                               predictor_activation=activation)).eval()
+    z0 = torch.randn(1, 1, 8).expand(6, 1, 8)
+    a = torch.randn(6, 3, m.block_dim)
+    expected, z_hist = [], z0.contiguous()
+    for k in range(3):
+        z_hist = m.predict(z_hist, a[:, k])[:, None]
+        expected.append(z_hist[:, 0])
+    expected = torch.stack(expected, 1)
+    with torch.no_grad():
+        fast = m.rollout(z0, a)
+    assert torch.allclose(fast, expected, atol=1e-5)
+    a.requires_grad_(True)
+    m.rollout(z0, a).sum().backward()
+    assert a.grad is not None and a.grad.abs().sum() > 0

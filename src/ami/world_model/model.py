@@ -23,7 +23,8 @@ class WorldModel(nn.Module):
         self.cfg = cfg
         self.encoder = ConvEncoder(cfg.channels, cfg.image_size, cfg.encoder_width, cfg.embed_dim)
         self.predictor = MLPPredictor(cfg.embed_dim, cfg.history, cfg.frameskip * cfg.action_dim,
-                                      cfg.predictor_width, cfg.predictor_depth)
+                                      cfg.predictor_width, cfg.predictor_depth,
+                                      cfg.predictor_activation)
 
     @property
     def block_dim(self) -> int:
