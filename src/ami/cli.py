@@ -183,7 +183,7 @@ def _world_preset(config_cls: type, args: list[str]):
     """The defaults of the world the command line names (`--world`, or the episodes of
     `--data`), so that a world's preset applies; options given still win."""
     from ami.presets import preset
-    world = _option(args, "--world")
+    world = _option(args, "--world") or _option(args, "--env")
     data = _option(args, "--data")
     if world is None and data is not None:
         from ami.data.dataset import read_header

@@ -45,20 +45,31 @@ class CollectConfig:
 
     out: Path = Path("data/two_rooms.h5")
     """HDF5 file to write; episodes are appended if it exists."""
-    world: str = "two_rooms"
-    """Built-in world to collect from."""
+    world: Annotated[str, tyro.conf.arg(aliases=("--env",))] = "two_rooms"
+    """World to collect from (also --env): a built-in world (two_rooms, ballistic, maze,
+    pusht), a registered gymnasium id (Pendulum-v1), or package.module:ClassName; the last two
+    are seen through their pixels and need continuous (Box) actions."""
     episodes: int = 400
     """Number of episodes to collect."""
     steps: int = 100
     """Steps (actions) per episode."""
     heuristic_ratio: float = 0.5
-    """Fraction of episodes driven by the noisy door-seeking policy; the rest are random walks."""
+    """Fraction of episodes driven by the world's scripted policy (Two-Rooms: the noisy door
+    seeker; PushT: the noisy block pusher); the rest are random walks."""
     random_layout: bool = False
     """Draw a new wall and door position per episode (eb_jepa's harder setting)."""
     push_prob: float = 0.05
     """Ballistic: probability per step that the collection policy pushes ball 0 (a random
     change of velocity); 0 collects free flight only."""
     ballistic: BallisticConfig = field(default_factory=BallisticConfig)
+    image_size: int = 64
+    """PushT (64, 96 or 224) and gymnasium environments: side of the square frames."""
+    policy: str | None = None
+    """Gymnasium environments: package.module:function, called as function(env, rng) and
+    returning a policy, observation -> action; default: uniform random actions."""
+    workers: int = 1
+    """Processes that run episodes (their results are written in order: the file is the same
+    for any number)."""
     seed: int = 0
     """Random seed of the policies and of the world; episode i depends only on (seed, i)."""
     resume: bool = False

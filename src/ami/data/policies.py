@@ -9,6 +9,8 @@ from collections.abc import Callable
 
 import numpy as np
 
+from ami.data.pusht_policy import pusht_policy
+
 
 class RandomWalk:
     """Random displacements that keep their direction for a while, so episodes cover space."""
@@ -89,3 +91,4 @@ def ballistic_policy(env, rng: np.random.Generator, cfg) -> tuple[Callable, str]
 
 # world name → (env, rng, CollectConfig) → (policy: state → action, its name in the file)
 COLLECTION_POLICIES = {"two_rooms": two_rooms_policy, "ballistic": ballistic_policy}
+COLLECTION_POLICIES["pusht"] = pusht_policy

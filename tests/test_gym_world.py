@@ -1,0 +1,52 @@
+"""Any gymnasium environment from its pixels: collect, bad input, and collect → train → eval on
+Pendulum-v1, which ami does not ship."""
+
+import h5py
+import numpy as np
+import pytest
+
+from ami.cli import main
+from ami.config import CollectConfig
+from ami.data.collect import collect
+from ami.envs import make_env
+from ami.errors import AmiError
+
+pytest.importorskip("pygame")  # gymnasium's classic-control renderer
+
+
+def test_pendulum_is_collected_from_its_pixels_with_its_observation_as_state(tmp_path):
+    out = collect(CollectConfig(out=tmp_path / "p.h5", world="Pendulum-v1", episodes=3,
+                                steps=12, image_size=32, workers=2), progress=False)
+    with h5py.File(out) as f:
+        assert f.attrs["world"] == "Pendulum-v1"
+        ep = f["episodes"]["000000"]
+        assert ep["frames"].shape == (13, 32, 32, 3) and ep["states"].shape == (13, 3)
+        cos, sin = ep["states"][:, 0], ep["states"][:, 1]
+        assert np.allclose(cos**2 + sin**2, 1, atol=1e-5)        # (cos θ, sin θ, θ')
+        assert np.all(np.abs(ep["actions"][()]) <= 2.0)
+        assert ep["frames"][()].std() > 0
+
+
+def test_a_class_with_image_observations_and_a_user_policy(tmp_path):
+    out = collect(CollectConfig(out=tmp_path / "d.h5", world="tests.gym_fixtures:ImageDot",
+                                episodes=2, steps=5, image_size=32,
+                                policy="tests.gym_fixtures:push_right"), progress=False)
+    with h5py.File(out) as f:
+        ep = f["episodes"]["000000"]
+        assert "states" not in ep                       # image observations: no state vector
+        assert np.array_equal(ep["actions"][()], np.tile([2.0, 0.0], (5, 1)))
+        assert ep.attrs["policy"] == "tests.gym_fixtures:push_right"
+
+
+@pytest.mark.parametrize("env, message", [
+    ("Pendulm-v1", "unknown world 'Pendulm-v1'.*Did you mean Pendulum-v1"),
+    ("CartPole-v1", "action space is Discrete.*continuous"),
+    ("tests.gym_fixtures:NoPixels", "no pixels"),
+    ("tests.gym_fixtures:NoSuchEnv", "has no 'NoSuchEnv'"),
+])
+def test_bad_environments_are_one_line_errors(env, message, capsys):
+    with pytest.raises(AmiError, match=message):
+        make_env(env)
+    assert main(["collect", "--env", env, "--out", "/nonexistent/x.h5"]) == 2
+    err = capsys.readouterr().err.strip()
+    assert err.startswith("ami: error:") and "\n" not in err
