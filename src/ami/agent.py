@@ -49,6 +49,8 @@ class Heads:
     critic: torch.nn.Module | None = None
     guardrail: torch.nn.Module | None = None
     guardrail_box: tuple | None = None
+    high: tuple | None = None                      # (HighLevelModel, LandmarkGraph)
+    position_probe: torch.nn.Module | None = None
 
     @classmethod
     def load(cls, run: Path, model, plan: PlanConfig, cost: CostConfig) -> Heads:
@@ -62,6 +64,10 @@ class Heads:
         if cost.guardrail:
             heads.guardrail, box = load_guardrail(run, model.cfg.embed_dim)
             heads.guardrail_box = (box.x0, box.y0, box.x1, box.y1)
+        if plan.planner == "hierarchical":
+            from ami.hierarchy import load_high
+            model_high, graph, heads.position_probe = load_high(run, model.cfg)
+            heads.high = (model_high, graph)
         return heads
 
 
@@ -82,7 +88,7 @@ def configure(task: Task, z_goal: torch.Tensor, model, heads: Heads, bounds: Act
         terms.append(Guardrail(heads.guardrail, c.guardrail_weight))
     cost = IntrinsicCost(terms)
     planner = make_planner(p, bounds, model.block_dim, seed, heads.policy,
-                           model.cfg.action_scale)
+                           model.cfg.action_scale, heads.high)
     proposer = None
     if p.policy_init and p.planner != "policy":
         proposer = PolicyPlanner(heads.policy, bounds, p.horizon, model.cfg.action_scale)

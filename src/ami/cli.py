@@ -2,6 +2,7 @@
 
     ami collect | train | eval | finetune | demo  [--help] [options]
     ami train-policy | train-critic | train-guardrail  (heads on a run's frozen encoder)
+    ami train-high  (H-JEPA: the slower high level, for `ami eval --actor hierarchical`)
     ami probe | surprise  (what a run's world model understood of its world's physics)
 
 Add --debug anywhere to see a traceback instead of a one-line error.
@@ -21,6 +22,7 @@ from ami.config import (
     EvalConfig,
     FinetuneConfig,
     GuardrailConfig,
+    HighLevelConfig,
     PolicyConfig,
     ProbeConfig,
     SurpriseConfig,
@@ -63,6 +65,11 @@ def _train_policy(cfg: PolicyConfig) -> None:
 def _train_critic(cfg: CriticConfig) -> None:
     from ami.heads import train_critic_run
     print(f"wrote {train_critic_run(cfg)}")
+
+
+def _train_high(cfg: HighLevelConfig) -> None:
+    from ami.hierarchy import train_high
+    print(f"wrote {train_high(cfg)}")
 
 
 def _train_guardrail(cfg: GuardrailConfig) -> None:
@@ -136,6 +143,7 @@ COMMANDS = {
     "train-policy": (PolicyConfig, _train_policy),
     "train-critic": (CriticConfig, _train_critic),
     "train-guardrail": (GuardrailConfig, _train_guardrail),
+    "train-high": (HighLevelConfig, _train_high),
     "finetune": (FinetuneConfig, _finetune),
     "demo": (DemoConfig, _demo),
     "probe": (ProbeConfig, _probe),

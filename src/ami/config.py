@@ -166,10 +166,12 @@ class TrainConfig:
 class PlanConfig:
     """The actor's planner and its receding-horizon loop."""
 
-    planner: Annotated[Literal["cem", "mppi", "gradient", "policy"],
-                       tyro.conf.arg(name="actor", prefix_name=False)] = "cem"
-    """The actor (flag --actor): a Mode-2 planner, or `policy`, the Mode-1 policy alone
-    (`ami train-policy` first)."""
+    planner: Annotated[Literal["cem", "mppi", "gradient", "policy", "hierarchical"],
+                       tyro.conf.arg(name="actor", aliases=("--planner",),
+                                     prefix_name=False)] = "cem"
+    """The actor (flag --actor, or --planner): a Mode-2 planner; `policy`, the Mode-1 policy
+    alone (`ami train-policy` first); or `hierarchical`, H-JEPA: the high level (`ami
+    train-high` first) plans subgoals, CEM plans actions to the first one."""
     samples: int = 300
     """Candidate action sequences per iteration (for gradient: restarts optimised in a batch)."""
     iterations: int = 30
@@ -197,6 +199,19 @@ class PlanConfig:
     """Start each plan from the previous one shifted by the executed steps."""
     policy_init: bool = False
     """Seed a plan that has no warm start with the Mode-1 policy's proposal."""
+    high_search: Literal["graph", "cem"] = "graph"
+    """Hierarchical: how the high level finds subgoals: graph, the fewest macro-steps through
+    its landmark graph (edges: the high-level predictor on macro-actions taken in the data);
+    cem, CEM over macro-actions through the high-level predictor."""
+    high_horizon: int = 6
+    """Hierarchical, cem: macro-steps the high level plans ahead (each is `ami train-high
+    --blocks` action blocks)."""
+    high_samples: int = 200
+    """Hierarchical, cem: macro-action sequences sampled per iteration."""
+    high_iterations: int = 10
+    """Hierarchical, cem: CEM iterations of the high level per plan."""
+    high_elites: int = 20
+    """Hierarchical, cem: elites of the high level's CEM."""
 
 
 @dataclass
@@ -292,6 +307,48 @@ class GuardrailConfig:
 
 
 @dataclass
+class HighLevelConfig:
+    """Train H-JEPA's high level on a run's frozen embeddings: a predictor from z_t to z_t+K
+    conditioned on a macro-action (a learned code of the K actions between), JEPA loss +
+    SIGReg on the codes; also a position probe for pictures. Writes high.safetensors."""
+
+    run: Path = Path("runs/latest")
+    """Run directory with model.safetensors; high.safetensors is written there."""
+    data: Path | None = None
+    """Episodes to train on; default: the data the world model was trained on."""
+    blocks: int = 4
+    """Action blocks per macro-step: K = blocks · frameskip environment steps."""
+    macro_dim: int = 8
+    """Size of the macro-action code m."""
+    width: int = 256
+    """Hidden width of the high-level predictor and of the macro-action encoder."""
+    depth: int = 3
+    """Linear layers of each of them."""
+    window: int = 3
+    """Macro-steps per training window (teacher-forced and rolled out)."""
+    steps: int = 4000
+    """Optimisation steps."""
+    batch_size: int = 256
+    """Windows per step."""
+    lr: float = 1e-3
+    """Peak learning rate (AdamW, cosine decay to 5 %)."""
+    sigreg_weight: float = 0.1
+    """λ of SIGReg on the macro-action codes."""
+    landmarks: int = 100
+    """Landmarks of the high level's graph (k-means centres of the run's embeddings)."""
+    edge_samples: int = 20000
+    """Macro-steps of the data the predictor is asked about to find the graph's edges."""
+    min_edge_count: int = 2
+    """An edge needs at least this many of them (filters rare mispredictions)."""
+    probe_steps: int = 2000
+    """Steps of the position probe (embedding → x, y) that draws subgoals; 0: no probe."""
+    seed: int = 0
+    """Random seed of initialisation and sampling."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+@dataclass
 class EvalConfig:
     """Plan towards goals in the world and score success with the true state."""
 
@@ -313,6 +370,9 @@ class EvalConfig:
     of it (default: the guardrail's own box when --cost.guardrail)."""
     random_layout: bool = False
     """Evaluate with a random wall and door per episode."""
+    min_rooms: int = 3
+    """Maze: the goal's room is at least this many rooms from the start's, through the doors
+    (other worlds ignore it)."""
     gif: bool = True
     """Save a GIF of the first episode (goal marked) in the run directory."""
     progress: bool = True

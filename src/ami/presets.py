@@ -25,6 +25,13 @@ PRESETS: dict[str, dict[type, dict]] = {
                                 "predictor_depth": 4},
                       "future": 2, "smooth_weight": 0.0, "steps": 4000},
     },
+    "maze": {
+        # long walks that cross many doors: the high level (`ami train-high`) learns from
+        # windows of several 20-step macro-steps, and every door must be crossed often
+        CollectConfig: {"out": Path("data/maze.h5"), "world": "maze", "episodes": 250,
+                        "steps": 160, "heuristic_ratio": 0.8},
+        TrainConfig: {"steps": 3000},
+    },
 }
 
 

@@ -25,6 +25,7 @@ from ami.errors import AmiError
 _PROVENANCE = {
     "two_rooms": ("world", "steps", "heuristic_ratio", "random_layout", "seed"),
     "ballistic": ("world", "steps", "push_prob", "ballistic", "seed"),
+    "maze": ("world", "steps", "heuristic_ratio", "random_layout", "seed"),
     "pusht": ("world", "steps", "heuristic_ratio", "image_size", "seed"),
 }
 # any other world (a gymnasium environment)
@@ -33,6 +34,7 @@ _GYM_PROVENANCE = ("world", "steps", "image_size", "policy", "seed")
 _WORLD_OPTIONS = {
     "two_rooms": lambda cfg: {"random_layout": cfg.random_layout},
     "ballistic": lambda cfg: {"config": cfg.ballistic},
+    "maze": lambda cfg: {"random_layout": cfg.random_layout},
     "pusht": lambda cfg: {"image_size": cfg.image_size},
 }
 

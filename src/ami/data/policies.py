@@ -77,6 +77,49 @@ class RandomPushes:
         return (norm * np.array([np.cos(angle), np.sin(angle)])).astype(np.float32)
 
 
+class RoomWalker:
+    """Walks the maze room by room: to the door of a neighbouring room (seldom the one it came
+    from), through it, to a random point inside, and on; noisy, so it also brushes walls."""
+
+    def __init__(self, env, rng: np.random.Generator, noise: float = 0.6):
+        self.env, self.rng, self.noise = env, rng, noise
+        self.waypoints: list[np.ndarray] = []
+        self.came_from: int | None = None
+
+    def _plan_next_room(self, state: np.ndarray) -> None:
+        env, here = self.env, self.env.room_of(state)
+        options = [m for m in env.graph[here] if m != self.came_from] or env.graph[here]
+        there = options[int(self.rng.integers(len(options)))]
+        door = env.door_between(here, there)
+        # 5 px either side of the door, along the line through it that crosses the wall
+        row, col = divmod(here, env.rooms)
+        row2, col2 = divmod(there, env.rooms)
+        step = 5.0 * np.array([col2 - col, row2 - row], np.float32)
+        self.waypoints = [door - step, door + step, env.free_position(there, self.rng)]
+        self.came_from = here
+
+    def __call__(self, state: np.ndarray) -> np.ndarray:
+        env = self.env
+        if not self.waypoints:
+            self._plan_next_room(state)
+        if np.linalg.norm(self.waypoints[0] - state) < 2.0:
+            self.waypoints.pop(0)
+            if not self.waypoints:
+                self._plan_next_room(state)
+        d = self.waypoints[0] - state
+        step = d / max(np.linalg.norm(d), 1e-6) * env.max_action_norm
+        return (step + self.noise * env.max_action_norm * self.rng.standard_normal(2)).astype(
+            np.float32
+        )
+
+
+def maze_policy(env, rng: np.random.Generator, cfg) -> tuple[Callable, str]:
+    """The room walker for a `heuristic_ratio` share of episodes, else a random walk."""
+    if rng.uniform() < cfg.heuristic_ratio:
+        return RoomWalker(env, rng), "room_walker"
+    return RandomWalk(env.max_action_norm, rng), "random_walk"
+
+
 def two_rooms_policy(env, rng: np.random.Generator, cfg) -> tuple[Callable, str]:
     """The door seeker for a `heuristic_ratio` share of episodes, else a random walk."""
     if rng.uniform() < cfg.heuristic_ratio:
@@ -90,5 +133,6 @@ def ballistic_policy(env, rng: np.random.Generator, cfg) -> tuple[Callable, str]
 
 
 # world name → (env, rng, CollectConfig) → (policy: state → action, its name in the file)
-COLLECTION_POLICIES = {"two_rooms": two_rooms_policy, "ballistic": ballistic_policy}
+COLLECTION_POLICIES = {"two_rooms": two_rooms_policy, "ballistic": ballistic_policy,
+                       "maze": maze_policy}
 COLLECTION_POLICIES["pusht"] = pusht_policy

@@ -5,11 +5,12 @@ from __future__ import annotations
 import difflib
 
 from ami.envs.ballistic import Ballistic
+from ami.envs.maze import Maze
 from ami.envs.pusht import PushT
 from ami.envs.two_rooms import TwoRooms
 from ami.errors import AmiError
 
-WORLDS = {"two_rooms": TwoRooms, "ballistic": Ballistic, "pusht": PushT}
+WORLDS = {"two_rooms": TwoRooms, "ballistic": Ballistic, "maze": Maze, "pusht": PushT}
 
 
 def make_env(name: str, **kwargs):
@@ -29,4 +30,4 @@ def make_env(name: str, **kwargs):
                    f"registered gymnasium id, or package.module:ClassName.{hint}")
 
 
-__all__ = ["WORLDS", "Ballistic", "PushT", "TwoRooms", "make_env"]
+__all__ = ["WORLDS", "Ballistic", "Maze", "PushT", "TwoRooms", "make_env"]

@@ -27,11 +27,14 @@ GOAL_RULES = {
 }
 
 
-def sample_task_states(env, rule: str, rng: np.random.Generator, box: Box | None):
-    """Start and goal by the protocol's rule; neither inside the forbidden box, if any."""
+def sample_task_states(env, rule: str, rng: np.random.Generator, box: Box | None,
+                       min_rooms: int | None = None):
+    """Start and goal by the protocol's rule; neither inside the forbidden box, if any. In a
+    maze, the goal's room is at least `min_rooms` rooms from the start's."""
+    rooms = {"min_rooms": min_rooms} if min_rooms and hasattr(env, "room_distance") else {}
     for _ in range(10_000):
         start, goal = env.sample_start_and_goal(rng, min_door_distance=20.0 if rule == "far"
-                                                else 0.0)
+                                                else 0.0, **rooms)
         if box is None or not (box.contains(start) or box.contains(goal)):
             return start, goal
     raise AmiError(f"no start and goal outside the forbidden box {box} after 10000 draws")
@@ -58,7 +61,8 @@ def evaluate(cfg: EvalConfig) -> dict:
     for i in bar:
         seed = cfg.seed + i
         env.reset(seed=seed)  # draws the layout when it is random
-        start, goal = sample_task_states(env, cfg.goal_rule, np.random.default_rng(seed), box)
+        start, goal = sample_task_states(env, cfg.goal_rule, np.random.default_rng(seed), box,
+                                         cfg.min_rooms)
         env.set_state(start)
         env.set_goal(goal)
         obs = env.render()
@@ -66,11 +70,13 @@ def evaluate(cfg: EvalConfig) -> dict:
         agent.reset(Task(goal_obs=env.render_state(goal), plan=cfg.plan, cost=cfg.cost), obs,
                     seed=seed)
         frames, steps, success, violated = [obs], 0, env.is_success(), False
+        path = [start]
         t_ep = time.perf_counter()
         while steps < cfg.budget and not success:
             obs, _, success, _, info = env.step(agent.act())
             agent.observe(obs)
             frames.append(obs)
+            path.append(info["state"])
             steps += 1
             violated |= bool(box is not None and box.contains(info["state"]))
         episodes.append({
@@ -87,6 +93,10 @@ def evaluate(cfg: EvalConfig) -> dict:
         bar.set_postfix(success=f"{successes}/{i + 1}")
         if i == 0:
             gif_frames, gif_goal = frames, goal
+            if cfg.plan.planner == "hierarchical" and agent.heads.position_probe is not None:
+                figure = _subgoal_figure(agent, env, np.array(path), goal, seed,
+                                         run / "subgoals.png")
+                episodes[-1]["subgoals_xy"] = figure
     total_s = time.perf_counter() - t_all
     steps_all = [e["steps"] for e in episodes]
     result = {
@@ -105,6 +115,7 @@ def evaluate(cfg: EvalConfig) -> dict:
             "goal_rule": GOAL_RULES[cfg.goal_rule], "success_radius": env.success_radius,
             "success_test": "distance to goal <= success_radius at any step; episode ends there",
             "forbidden_box": list(box_xyxy) if box_xyxy is not None else None,
+            "min_rooms": cfg.min_rooms if hasattr(env, "room_distance") else None,
             "planner": asdict(cfg.plan), "cost": asdict(cfg.cost),
             "model_sha256": _sha256(run / MODEL_FILE),
             "command": "ami eval " + " ".join(_cli_flags(cfg)),
@@ -115,6 +126,22 @@ def evaluate(cfg: EvalConfig) -> dict:
     if cfg.gif and gif_frames is not None:
         save_gif(gif_frames, run / "episode.gif", gif_goal, radius=env.success_radius)
     return result
+
+
+@torch.no_grad()
+def _subgoal_figure(agent: Agent, env, path: np.ndarray, goal: np.ndarray, seed: int,
+                    out: Path) -> list[list[float]]:
+    """Draw the episode's path and subgoals (placed by the run's position probe) to `out`;
+    returns each plan's first subgoal, decoded to (x, y)."""
+    from ami.evaluate.subgoals import save_subgoal_figure
+    plans = agent.mpc.planner.subgoal_plans                              # [(H, D)] per plan
+    probe = agent.heads.position_probe
+    firsts = probe(torch.stack([p[0] for p in plans])).numpy()
+    background = env.background() if hasattr(env, "background") else env.render_state(
+        np.array([-100.0, -100.0]))
+    save_subgoal_figure(background, path, firsts, goal, out, probe(plans[0]).numpy(),
+                        env.success_radius, title=f"episode seed {seed}")
+    return firsts.round(2).tolist()
 
 
 def _world_of(run: Path) -> str:
