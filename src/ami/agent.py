@@ -72,10 +72,14 @@ class Heads:
 
 
 def configure(task: Task, z_goal: torch.Tensor, model, heads: Heads, bounds: ActionBounds,
-              seed: int):
+              seed: int, goal_obs: np.ndarray | None = None):
     """The configurator: a task → (cost module, planner, optional proposer for the planner)."""
     c, p = task.cost, task.plan
-    terms = [GoalDistance(z_goal, c.goal)]
+    if c.goal_space == "pixels":  # decoded predictions against the goal image itself
+        from ami.cost.pixels import PixelGoalDistance
+        terms = [PixelGoalDistance(model, goal_obs, c.goal)]
+    else:
+        terms = [GoalDistance(z_goal, c.goal)]
     if c.effort_weight > 0:
         terms.append(ActionEffort(c.effort_weight, model.cfg.action_scale))
     if c.critic_weight > 0:
@@ -128,7 +132,7 @@ class Agent:
             raise AmiError("a task needs goal_obs, or goal_state and a world that renders it")
         z_goal = self.model.encode(goal_obs)
         self.cost, planner, proposer = configure(task, z_goal, self.model, self.heads,
-                                                 self.bounds, seed)
+                                                 self.bounds, seed, goal_obs)
         self.mpc = RecedingHorizon(planner, self.model.cfg.action_dim, task.plan.replan_every,
                                    task.plan.warm_start, proposer)
         self.memory.end_episode()

@@ -102,6 +102,10 @@ class ModelConfig:
     """Dimension of one environment action (set from the data at training time)."""
     action_scale: float = 2.45
     """Actions are divided by this before entering the predictor (set from the world)."""
+    kind: Annotated[Literal["jepa", "generative"],
+                    tyro.conf.arg(name="model", prefix_name=False)] = "jepa"
+    """Which world model (flag --model): jepa predicts embeddings; generative (a baseline,
+    `ami.baselines.generative`) adds a decoder and predicts the next frame's pixels."""
 
 
 @dataclass
@@ -229,6 +233,10 @@ class CostConfig:
     """Add the run's guardrail (`ami train-guardrail`) as a cost term."""
     guardrail_weight: float = 100.0
     """Weight of the guardrail term (probability of entering the forbidden set)."""
+    goal_space: Literal["latent", "pixels"] = "latent"
+    """Where the goal distance is measured: between predicted and goal embeddings, or between
+    the decoded predicted frames and the goal image (needs a model with a decoder:
+    `ami train --model generative`)."""
 
 
 @dataclass

@@ -27,7 +27,7 @@ from safetensors.torch import save_file
 from ami.config import ModelConfig, from_dict, to_dict
 from ami.envs import WORLDS
 from ami.errors import AmiError
-from ami.world_model.model import WorldModel
+from ami.world_model.model import WorldModel, build_world_model
 
 MODEL_FILE = "model.safetensors"
 CHECKPOINT_FILE = "checkpoint.safetensors"
@@ -98,7 +98,7 @@ def load_model(run: Path, device: str | torch.device = "cpu") -> WorldModel:
         raise AmiError(f"{path}: safetensors file without ami_model_config metadata; "
                        f"not an ami checkpoint")
     cfg = _model_config(meta["ami_model_config"], path)
-    model = WorldModel(cfg)
+    model = build_world_model(cfg)  # the class the checkpoint's own config names
     check_state_dict(model, tensors, path)
     model.load_state_dict(tensors, strict=True)
     if path.parent / MODEL_FILE == path:

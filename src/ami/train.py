@@ -44,6 +44,7 @@ from ami.distributed import (
     on_main,
     wrap_for_ranks,
 )
+from ami.energy import Accounting, FlopTally
 from ami.envs import WORLDS
 from ami.errors import AmiError
 from ami.io import (
@@ -58,10 +59,11 @@ from ami.io import (
     save_model,
     write_json,
 )
-from ami.world_model.model import WorldModel
+from ami.world_model.model import WorldModel, build_world_model
 from ami.world_model.sigreg import sigreg
 
 METRICS_FILE = "metrics.jsonl"
+ACCOUNTING_FILE = "accounting.json"
 # options that change how a run is watched or stored, not what it computes: --resume takes them
 # from the command line; every other option comes from the run itself
 _RESUME_OVERRIDES = ("data", "device", "progress", "log_every", "checkpoint_every", "stream",
@@ -106,6 +108,14 @@ class JEPAObjective(nn.Module):
     def forward(self, frames: torch.Tensor, actions: torch.Tensor,
                 generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         return jepa_loss(self.model, frames, actions, self.cfg, generator)
+
+
+def objective_for(model: WorldModel, cfg: TrainConfig) -> nn.Module:
+    """The training objective of the model's kind: JEPA's, or the generative baseline's."""
+    if model.cfg.kind == "generative":
+        from ami.baselines.generative import GenerativeObjective
+        return GenerativeObjective(model)
+    return JEPAObjective(model, cfg)
 
 
 def effective_rank(z: torch.Tensor) -> float:
@@ -206,7 +216,9 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
 
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
-    model = WorldModel(mcfg).to(device)
+    model = build_world_model(mcfg).to(device)
+    acct = Accounting("train", model.num_parameters(), device).start()
+    flops = FlopTally()  # one real step's forward and backward, counted on this rank
     opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
     # SIGReg's directions come from the CPU whatever the device: the same on every rank and
     # device type, and a checkpoint's generator state fits wherever the run resumes
@@ -233,7 +245,7 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
                               f"with; the resumed run will not match an uninterrupted one",
                               stacklevel=1)
             _keep_metrics_before(run / METRICS_FILE, start)
-    objective = wrap_for_ranks(JEPAObjective(model, cfg), ranks, device)
+    objective = wrap_for_ranks(objective_for(model, cfg), ranks, device)
     if cfg.compile:  # in place: the state dict keeps its keys, checkpoints stay the same
         model.encoder.compile()
         model.predictor.compile()
@@ -265,7 +277,7 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             model.train()
-            with autocast(device, cfg.bf16):
+            with autocast(device, cfg.bf16), flops.count(step == start):
                 terms = objective(frames, actions, gen)
             loss = terms["loss"]
             # what one process would see: the terms averaged over ranks (all ranks agree on it)
@@ -274,7 +286,8 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
                 raise AmiError(f"training diverged: loss is {shown['loss'].item()} at step "
                                f"{step}; {_last_good(last_good, run)}")
             opt.zero_grad(set_to_none=True)
-            loss.backward()
+            with flops.count(step == start):
+                loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
             opt.step()
@@ -295,7 +308,15 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
             if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
                 last_good = checkpoint(step + 1)
     checkpoint(cfg.steps)  # checks the weights are finite before they become the run's model
+    acct.stop()
+    # every rank computed an equal share of each step: the global step is world × this rank's
+    acct.set_flops(step=(flops.total * ranks.world, cfg.steps - start))
+    own_cpu = acct.cpu_s
+    acct.extra_cpu_s = float(mean_over_ranks(torch.tensor([own_cpu], dtype=torch.float64,
+                                                          device=device))) * ranks.world - own_cpu
     if ranks.main:
+        write_json(run / ACCOUNTING_FILE, {**acct.report(), "processes": ranks.world,
+                                           "steps_total": cfg.steps, "resumed_at": resumed_at})
         save_model(model.cpu(), run)
         summary = {"train_seconds": time.perf_counter() - t_start, "steps": cfg.steps,
                    "parameters": model.num_parameters(), "resumed_at": resumed_at,

@@ -16,6 +16,7 @@ from ami.actor import ActionBounds
 from ami.agent import Agent, Heads, Task
 from ami.config import EvalConfig, to_dict
 from ami.cost.guardrail import Box
+from ami.energy import Accounting, count_flops
 from ami.envs import WORLDS, make_env
 from ami.errors import AmiError
 from ami.evaluate.video import save_gif
@@ -55,6 +56,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     box_xyxy = cfg.forbidden_box or agent.heads.guardrail_box
     box = Box(*box_xyxy) if box_xyxy is not None else None
     episodes, plan_ms, gif_frames, gif_goal = [], [], None, None
+    acct = Accounting("eval", model.num_parameters(), model.device).start()
     t_all = time.perf_counter()
     bar = tqdm(range(cfg.episodes), desc="eval", unit="ep", disable=not cfg.progress)
     successes = violations = 0
@@ -98,6 +100,11 @@ def evaluate(cfg: EvalConfig) -> dict:
                                          run / "subgoals.png")
                 episodes[-1]["subgoals_xy"] = figure
     total_s = time.perf_counter() - t_all
+    acct.stop()
+    # each episode encodes its goal, its first observation and one per step
+    acct.set_flops(plan=(_plan_flops(agent), len(plan_ms)),
+                   encode=(count_flops(lambda: model.encode(obs))[1],
+                           sum(e["steps"] + 2 for e in episodes)))
     steps_all = [e["steps"] for e in episodes]
     result = {
         "episodes": len(episodes),
@@ -120,12 +127,21 @@ def evaluate(cfg: EvalConfig) -> dict:
             "model_sha256": _sha256(run / MODEL_FILE),
             "command": "ami eval " + " ".join(_cli_flags(cfg)),
         },
+        "accounting": acct.report(),
         "per_episode": episodes,
     }
     write_json(run / "eval.json", result)
     if cfg.gif and gif_frames is not None:
         save_gif(gif_frames, run / "episode.gif", gif_goal, radius=env.success_radius)
     return result
+
+
+def _plan_flops(agent: Agent) -> int:
+    """FLOPs of one plan from the agent's last state, as the planner makes it without a warm
+    start (CEM and MPPI do the same work either way)."""
+    _, flops = count_flops(lambda: agent.mpc.planner.plan(agent.model, agent.memory.z_hist(),
+                                                          agent.cost))
+    return flops
 
 
 @torch.no_grad()

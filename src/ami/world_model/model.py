@@ -52,3 +52,13 @@ class WorldModel(nn.Module):
 
     def num_parameters(self) -> int:
         return sum(p.numel() for p in self.parameters())
+
+
+def build_world_model(cfg: ModelConfig) -> WorldModel:
+    """The world model `cfg.kind` names: the JEPA model, or the generative baseline."""
+    if cfg.kind == "generative":
+        from ami.baselines.generative import GenerativeWorldModel
+        return GenerativeWorldModel(cfg)
+    if cfg.kind != "jepa":
+        raise ValueError(f"unknown world model kind {cfg.kind!r}: jepa or generative")
+    return WorldModel(cfg)
