@@ -164,7 +164,7 @@ def test_a_new_run_does_not_overwrite_a_trained_one(run_copy, tiny_data, capsys)
 @pytest.mark.parametrize("args, message", [
     (["--heuristic-ratio", "2"], "heuristic_ratio must be in [0, 1]"),
     (["--seed", "-3"], "seed must be >= 0"),
-    (["--world", "two_room"], "unknown world 'two_room'. Known worlds: two_rooms, ballistic."),
+    (["--world", "two_room"], "unknown world 'two_room'. Known worlds: two_rooms, ballistic"),
 ])
 def test_bad_collect_option_values(tmp_path, capsys, args, message):
     assert main(["collect", "--out", str(tmp_path / "d.h5"), "--episodes", "1", *args]) == 2

@@ -1,6 +1,7 @@
 """PushT: the public geometry and dynamics, pixels, state access, the success test, and
 collection with worker processes."""
 
+import json
 import math
 
 import h5py
@@ -118,3 +119,38 @@ def test_collection_covers_contact_and_does_not_depend_on_the_workers(tmp_path):
 
 def test_make_env_builds_pusht_with_a_size():
     assert make_env("pusht", image_size=96).observation_space.shape == (96, 96, 3)
+
+
+def test_trajectory_goals_come_from_a_held_out_episode_25_steps_on():
+    from ami.config import EvalConfig
+    from ami.evaluate.goals import HELD_OUT_SEED, eval_world
+    env = eval_world("pusht", EvalConfig(goal_rule="trajectory"), 64)
+    rng = np.random.default_rng(1)
+    start, goal = env.sample_start_and_goal(rng)
+    seed, actions = env._replay
+    assert seed >= HELD_OUT_SEED and env.offset == 25 and len(actions) <= 100 - 25
+    env.set_state(start)
+    assert np.array_equal(env.get_state(), start) and not env.is_success()
+    env.set_goal(goal)
+    assert np.array_equal(env.render_state(goal), PushT().render_state(goal))
+
+
+def test_ami_eval_on_a_pusht_run_uses_its_preset_protocol(tmp_path):
+    from ami.cli import main
+    data, run = tmp_path / "p.h5", tmp_path / "run"
+    collect(CollectConfig(out=data, world="pusht", episodes=3, steps=30), progress=False)
+    assert main(["train", "--data", str(data), "--run", str(run), "--steps", "5",
+                 "--batch-size", "4", "--warmup", "1", "--model.embed-dim", "8",
+                 "--model.encoder-width", "4", "--model.predictor-width", "32",
+                 "--no-progress"]) == 0
+    config = json.loads((run / "config.json").read_text())["train"]["model"]
+    assert (config["history"], config["frameskip"], config["action_scale"]) == (2, 5, 40.0)
+    for rule in ("trajectory", "pose"):
+        args = ["eval", "--run", str(run), "--episodes", "1", "--plan.samples", "8",
+                "--plan.iterations", "1", "--plan.elites", "2", "--plan.horizon", "1",
+                "--no-progress", "--no-gif"]
+        assert main(args + ([] if rule == "trajectory" else ["--goal-rule", "pose"])) == 0
+        protocol = json.loads((run / "eval.json").read_text())["protocol"]
+        assert protocol["budget"] == 50 and protocol["goal_rule"].startswith(
+            "start: a state of a held-out" if rule == "trajectory" else "start: a random")
+        assert "angle_tolerance" in protocol["success_test"]

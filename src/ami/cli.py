@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sys
+from pathlib import Path
 
 import tyro
 
@@ -193,6 +194,12 @@ def _world_preset(config_cls: type, args: list[str]):
     from ami.presets import preset
     world = _option(args, "--world") or _option(args, "--env")
     data = _option(args, "--data")
+    if world is None and config_cls is EvalConfig:  # the world of the run it evaluates
+        try:
+            run = Path(_option(args, "--run") or EvalConfig.run)
+            world = json.loads((run / "config.json").read_text())["world"]
+        except (OSError, ValueError, KeyError, TypeError):
+            pass  # the command itself will say what is wrong with the run
     if world is None and data is not None:
         from ami.data.dataset import read_header
         try:

@@ -370,9 +370,16 @@ class EvalConfig:
     """Seed of the start/goal draws and of the planner; episode i uses seed + i."""
     plan: PlanConfig = field(default_factory=PlanConfig)
     cost: CostConfig = field(default_factory=CostConfig)
-    goal_rule: Literal["rooms", "far"] = "rooms"
+    goal_rule: Literal["rooms", "far", "trajectory", "pose"] = "rooms"
     """rooms: start and goal uniform in different rooms; far: the same, each at least 20 px
-    from the door (the longest detours)."""
+    from the door (the longest detours); trajectory (any world with states, the LeWM/DINO-WM
+    protocol): start from a state of a held-out episode, the goal is its frame `goal_offset`
+    steps later; pose (PushT): the block moved and turned to a pose no trajectory holds."""
+    goal_offset: int = 25
+    """trajectory: steps between the start and the goal frame in the held-out episode."""
+    goal_tolerance: float = 0.5
+    """trajectory, in a gymnasium environment: success is its state (vector observation)
+    within this Euclidean distance of the goal's."""
     forbidden_box: tuple[float, float, float, float] | None = None
     """Score entries into this box of positions as violations, and keep starts and goals out
     of it (default: the guardrail's own box when --cost.guardrail)."""

@@ -11,9 +11,22 @@ from __future__ import annotations
 from dataclasses import is_dataclass, replace
 from pathlib import Path
 
-from ami.config import CollectConfig, TrainConfig
+from ami.config import CollectConfig, EvalConfig, TrainConfig
 
 PRESETS: dict[str, dict[type, dict]] = {
+    "pusht": {
+        # 2000 pushing episodes (80 % scripted pusher, 20 % random targets) in two processes
+        CollectConfig: {"out": Path("data/pusht.h5"), "world": "pusht", "episodes": 2000,
+                        "steps": 100, "heuristic_ratio": 0.8, "workers": 2},
+        # action blocks of 5 steps (0.5 s), as DINO-WM and LeWM; two frames of history, since
+        # the agent's velocity is not in one frame; a wider embedding and predictor for the
+        # block's pose and its contacts
+        TrainConfig: {"model": {"embed_dim": 64, "predictor_width": 256, "predictor_depth": 4,
+                                "history": 2, "frameskip": 5},
+                      "steps": 2500},
+        # the LeWM / DINO-WM protocol: goal 25 steps ahead in a held-out episode, 50 steps
+        EvalConfig: {"goal_rule": "trajectory", "budget": 50, "episodes": 50},
+    },
     "ballistic": {
         # many short episodes: more starts, more crossings of the occluder and the walls
         CollectConfig: {"out": Path("data/ballistic.h5"), "world": "ballistic",

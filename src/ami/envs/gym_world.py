@@ -62,7 +62,7 @@ class GymWorld(gym.Wrapper):
         img = Image.fromarray(frame)
         if img.size != (self.size, self.size):
             img = img.resize((self.size, self.size), Image.BILINEAR)
-        return np.asarray(img, np.uint8)
+        return np.array(img, np.uint8)  # writable, unlike asarray of an image
 
     def get_state(self) -> np.ndarray:
         """The environment's vector observation (empty when it observes images)."""

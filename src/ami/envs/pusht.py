@@ -255,4 +255,4 @@ class PushT(gym.Env):
         draw.ellipse([cx - r, cy - r, cx + r, cy + r], fill=AGENT_COLOUR)
         if self._ss > 1:
             img = img.resize((self.size, self.size), Image.BOX)
-        return np.asarray(img, np.uint8)
+        return np.array(img, np.uint8)  # writable, unlike asarray of an image

@@ -17,8 +17,10 @@ from ami.agent import Agent, Heads, Task
 from ami.config import EvalConfig, to_dict
 from ami.cost.guardrail import Box
 from ami.energy import Accounting, count_flops
-from ami.envs import WORLDS, make_env
+from ami.envs import WORLDS
 from ami.errors import AmiError
+from ami.evaluate.goals import GOAL_RULES as MORE_GOAL_RULES
+from ami.evaluate.goals import eval_world
 from ami.evaluate.video import save_gif
 from ami.io import MODEL_FILE, load_model, write_json
 
@@ -26,6 +28,7 @@ GOAL_RULES = {
     "rooms": "start and goal drawn uniformly in different rooms (env.sample_start_and_goal)",
     "far": "start and goal in different rooms, each at least 20 px from the door",
 }
+GOAL_RULES.update(MORE_GOAL_RULES)  # trajectory and pose: ami.evaluate.goals
 
 
 def sample_task_states(env, rule: str, rng: np.random.Generator, box: Box | None,
@@ -48,10 +51,11 @@ def evaluate(cfg: EvalConfig) -> dict:
     model = load_model(run)
     world = _world_of(run)
     with_goals = [n for n, w in WORLDS.items() if hasattr(w, "sample_start_and_goal")]
-    if world not in with_goals:
+    if world not in with_goals and cfg.goal_rule not in MORE_GOAL_RULES:
         raise AmiError(f"{run}: world '{world}' has no goals to plan towards; `ami eval` scores "
-                       f"goal reaching, in {', '.join(with_goals)}")
-    env = make_env(world, random_layout=cfg.random_layout)
+                       f"goal reaching, in {', '.join(with_goals)}; in any world that "
+                       f"records states, with --goal-rule trajectory")
+    env = eval_world(world, cfg, model.cfg.image_size)
     agent = Agent(model, ActionBounds.of(env), Heads.load(run, model, cfg.plan, cfg.cost))
     box_xyxy = cfg.forbidden_box or agent.heads.guardrail_box
     box = Box(*box_xyxy) if box_xyxy is not None else None
@@ -120,7 +124,8 @@ def evaluate(cfg: EvalConfig) -> dict:
             "world": world, "random_layout": cfg.random_layout, "episodes": cfg.episodes,
             "seeds": [cfg.seed, cfg.seed + cfg.episodes - 1], "budget": cfg.budget,
             "goal_rule": GOAL_RULES[cfg.goal_rule], "success_radius": env.success_radius,
-            "success_test": "distance to goal <= success_radius at any step; episode ends there",
+            "success_test": getattr(env, "success_test", "distance to goal <= success_radius "
+                                    "at any step; episode ends there"),
             "forbidden_box": list(box_xyxy) if box_xyxy is not None else None,
             "min_rooms": cfg.min_rooms if hasattr(env, "room_distance") else None,
             "planner": asdict(cfg.plan), "cost": asdict(cfg.cost),
