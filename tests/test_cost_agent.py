@@ -48,6 +48,36 @@ def test_guardrail_classifier_separates_labelled_states():
     assert (predicted == box.contains(test)).mean() > 0.95
 
 
+def _segments(rng, n, box):
+    """Blocks of 3 steps ending at uniform positions: (end, actions (n, 6), any step in box)."""
+    end = rng.uniform(0, 64, (n, 2))
+    steps = rng.uniform(-6, 6, (n, 3, 2))
+    path = end[:, None] - steps[:, ::-1].cumsum(1)[:, ::-1] + steps      # positions after steps
+    z = np.concatenate([end / 32 - 1, np.sin(end / 9)], 1).astype(np.float32)
+    return z, steps.reshape(n, 6).astype(np.float32), box.contains(path).any(1), path
+
+
+def test_segment_guardrail_catches_blocks_that_cut_a_corner():
+    """A block can cross the box between two predicted states; the segment classifier, from the
+    end embedding and the block's actions, flags it where a state classifier cannot."""
+    rng = np.random.default_rng(0)
+    box = Box(20, 20, 32, 36)
+    z, a, label, path = _segments(rng, 6000, box)
+    assert np.allclose(path[:, -1], (z[:, :2] + 1) * 32, atol=1e-4)   # the last step ends at the end
+    torch.manual_seed(0)
+    clf = GuardrailClassifier(4, 64, block_dim=6)
+    train_guardrail(clf, z, label, steps=1500, batch_size=128, lr=3e-3, actions=a)
+    zt, at, lt, pt = _segments(rng, 3000, box)
+    with torch.no_grad():
+        predicted = clf(torch.from_numpy(zt), torch.from_numpy(at)).numpy() > 0
+    corner = lt & ~box.contains(pt[:, -1])        # forbidden steps, but the block ends outside
+    assert corner.sum() > 50
+    assert (predicted == lt).mean() > 0.93
+    assert predicted[corner].mean() > 0.8
+    with pytest.raises(ValueError, match="action blocks"):
+        clf(torch.from_numpy(zt))
+
+
 def test_critic_orders_goals_by_how_far_they_are_along_paths():
     # straight walks along a line: the temporal distance is the position difference
     n_ep, length = 40, 41

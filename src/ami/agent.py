@@ -62,7 +62,7 @@ class Heads:
         if cost.critic_weight > 0:
             heads.critic = load_critic(run, model.cfg.embed_dim)
         if cost.guardrail:
-            heads.guardrail, box = load_guardrail(run, model.cfg.embed_dim)
+            heads.guardrail, box = load_guardrail(run, model.cfg.embed_dim, model.block_dim)
             heads.guardrail_box = (box.x0, box.y0, box.x1, box.y1)
         if plan.planner == "hierarchical":
             from ami.hierarchy import load_high

@@ -4,6 +4,7 @@
     ami train-policy | train-critic | train-guardrail  (heads on a run's frozen encoder)
     ami train-high  (H-JEPA: the slower high level, for `ami eval --actor hierarchical`)
     ami probe | surprise  (what a run's world model understood of its world's physics)
+    ami pretrain | probe-features  (I-JEPA / V-JEPA perception, and linear probes on it)
 
 Add --debug anywhere to see a traceback instead of a one-line error.
 """
@@ -21,10 +22,12 @@ from ami.config import (
     CriticConfig,
     DemoConfig,
     EvalConfig,
+    FeatureProbeConfig,
     FinetuneConfig,
     GuardrailConfig,
     HighLevelConfig,
     PolicyConfig,
+    PretrainConfig,
     ProbeConfig,
     SurpriseConfig,
     TrainConfig,
@@ -107,6 +110,31 @@ def _surprise(cfg: SurpriseConfig) -> None:
     print(f"wrote {cfg.run}/surprise.json" + (f" and {cfg.run}/surprise.png" if cfg.plot else ""))
 
 
+def _pretrain(cfg: PretrainConfig) -> None:
+    from ami.perception.pretrain import pretrain
+    run = pretrain(cfg)
+    print(f"pretrained encoder: {run}/encoder.safetensors")
+
+
+def _probe_features(cfg: FeatureProbeConfig) -> None:
+    from ami.evaluate.features import RESULT_FILE, probe_features
+    r = probe_features(cfg)
+    p = r["protocol"]
+    print(f"linear probes ({r['task']}, {cfg.pool} features) on {p['samples']['test']} held-out "
+          f"samples, trained on {p['samples']['train']} ({p['split']})")
+    if r["task"] == "classify":
+        print(f"  {'features':<16} {'accuracy':>9}")
+        for name, s in r["results"].items():
+            print(f"  {name:<16} {100 * s['accuracy']:>8.1f}%")
+    else:
+        print(f"  {'features':<16} {'target':<10} {'r':>7} {'R²':>7}")
+        for name, s in r["results"].items():
+            for i, target in enumerate(r["targets"]):
+                print(f"  {name:<16} {target:<10} {s['r'][i]:>7.3f} {s['r2'][i]:>7.3f}")
+    where = cfg.encoder.parent if cfg.encoder.suffix == ".safetensors" else cfg.encoder
+    print(f"wrote {where}/{RESULT_FILE}")
+
+
 def _finetune(cfg: FinetuneConfig) -> None:
     from ami.finetune import finetune
     r = finetune(cfg)
@@ -149,6 +177,8 @@ COMMANDS = {
     "demo": (DemoConfig, _demo),
     "probe": (ProbeConfig, _probe),
     "surprise": (SurpriseConfig, _surprise),
+    "pretrain": (PretrainConfig, _pretrain),
+    "probe-features": (FeatureProbeConfig, _probe_features),
 }
 
 

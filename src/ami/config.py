@@ -77,11 +77,32 @@ class CollectConfig:
 
 
 @dataclass
+class ViTConfig:
+    """A small Vision Transformer (`ami.perception.vit`); tiny defaults that train on a CPU."""
+
+    patch: int = 8
+    """Side of a square patch (pixels); one token per patch (and tubelet)."""
+    width: int = 64
+    """Token width."""
+    depth: int = 4
+    """Transformer blocks."""
+    heads: int = 4
+    """Attention heads (a divisor of width)."""
+    tubelet: int = 0
+    """Frames per token in time: 0 picks 2 for V-JEPA pretraining and 1 otherwise; an image is
+    repeated to fill a tubelet."""
+
+
+@dataclass
 class ModelConfig:
     """The world model: encoder (perception) and action-conditioned predictor."""
 
     embed_dim: int = 32
     """Size of the embedding z of one frame (after the projector)."""
+    encoder: Literal["cnn", "vit"] = "cnn"
+    """Perception: a small CNN, or a ViT (`--model.vit.*`; `ami train --encoder-from` loads one
+    pretrained by `ami pretrain`)."""
+    vit: ViTConfig = field(default_factory=ViTConfig)
     encoder_width: int = 16
     """Channels of the encoder's first convolution; later ones double."""
     predictor_width: int = 128
@@ -164,6 +185,12 @@ class TrainConfig:
     """Run directory to continue from its last checkpoint, with the run's own settings."""
     progress: bool = True
     """Show a progress bar."""
+    encoder_from: Path | None = None
+    """Start the encoder from a ViT pretrained by `ami pretrain` (its run directory): sets
+    --model.encoder vit and the ViT's shape from it."""
+    freeze_encoder: bool = False
+    """Keep the encoder's backbone fixed and train the projector and the predictor on it (with
+    --encoder-from: the two-stage world model, V-JEPA 2-AC style)."""
 
 
 @dataclass
@@ -298,8 +325,12 @@ class GuardrailConfig:
     """Forbidden box of positions x0 y0 x1 y1 (pixels; default: the middle of the left room, on
     the direct route from its far side to the door, with room to pass on either side)."""
     margin: float = 2.0
-    """Label states this close to the box as forbidden too: the planner predicts one state per
-    action block, so the steps between two predictions need room to spare."""
+    """Label states this close to the box as forbidden too (room to spare for prediction
+    error)."""
+    segments: bool = True
+    """Classify whole action blocks (the embedding a block ends at and its actions: was any of
+    its steps forbidden?) rather than the single states the model predicts, which miss a block
+    that cuts a corner of the box between two predictions."""
     data: Path | None = None
     """Episodes to label and train on; default: the data the world model was trained on."""
     steps: int = 2000
@@ -484,6 +515,157 @@ class SurpriseConfig:
     """Save surprise.png: surprise over time of the first pair of each category."""
     progress: bool = True
     """Show a progress bar."""
+
+
+@dataclass
+class PretrainConfig:
+    """Pretrain a ViT by masked latent prediction (I-JEPA on images, V-JEPA on clips): no labels,
+    no pixels predicted. Writes encoder.safetensors for `ami probe-features` and
+    `ami train --encoder-from`."""
+
+    data: Path = Path("data/two_rooms.h5")
+    """A folder of images (PNG/JPEG), a folder of videos (MP4...; needs `ami[video]`), or an
+    HDF5 episodes file from `ami collect`."""
+    run: Path | None = None
+    """Run directory to create; default runs/pretrain-<method>-<time>."""
+    method: Literal["ijepa", "vjepa"] = "ijepa"
+    """ijepa: multi-block masks on single frames; vjepa: tube masks on clips of --frames."""
+    vit: ViTConfig = field(default_factory=ViTConfig)
+    image_size: int = 0
+    """Side the frames are resized to (centre crop first); 0: the episodes' own, 64 for
+    folders."""
+    channels: int = 0
+    """Image channels (1 or 3); 0: the episodes' own, 3 for folders."""
+    frames: int = 4
+    """V-JEPA: frames per clip (a multiple of the tubelet)."""
+    frame_stride: int = 1
+    """V-JEPA: steps between a clip's frames."""
+    collapse: Literal["ema", "sigreg"] = "ema"
+    """ema: EMA target encoder, stop-gradient (I-JEPA/V-JEPA); sigreg: one encoder, SIGReg on the
+    targets, no EMA and no stop-gradient (LeJEPA)."""
+    loss: Literal["l1", "smooth_l1"] = "l1"
+    """Distance between predicted and target embeddings."""
+    ema_start: float = 0.996
+    """EMA momentum at the first step; it rises linearly to --ema-end."""
+    ema_end: float = 1.0
+    """EMA momentum at the last step."""
+    sigreg_weight: float = 0.1
+    """λ of SIGReg (collapse sigreg)."""
+    sigreg_projections: int = 256
+    """Random 1-D projections of SIGReg."""
+    predictor_width: int = 32
+    """Token width of the (narrow) predictor."""
+    predictor_depth: int = 2
+    """Transformer blocks of the predictor."""
+    predictor_heads: int = 2
+    """Attention heads of the predictor."""
+    targets: int = 4
+    """I-JEPA: target blocks per image."""
+    target_scale: tuple[float, float] = (0.15, 0.2)
+    """I-JEPA: share of the image each target block covers (range)."""
+    target_aspect: tuple[float, float] = (0.75, 1.5)
+    """Aspect ratio (height/width) of target blocks and tube blocks (range)."""
+    context_scale: tuple[float, float] = (0.85, 1.0)
+    """I-JEPA: share of the image of the context block, before the targets are removed."""
+    allow_overlap: bool = False
+    """I-JEPA: let the context keep tokens that are also targets."""
+    tubes_small: tuple[int, float] = (8, 0.15)
+    """V-JEPA: the first masking of each clip: this many spatial blocks of this scale."""
+    tubes_large: tuple[int, float] = (2, 0.7)
+    """V-JEPA: the second masking: this many blocks of this scale (0 blocks: none)."""
+    steps: int = 2000
+    """Optimisation steps."""
+    batch_size: int = 64
+    """Images or clips per step."""
+    lr: float = 1e-3
+    """Peak learning rate (AdamW)."""
+    weight_decay: float = 0.04
+    """AdamW weight decay."""
+    warmup: int = 100
+    """Linear warm-up steps before cosine decay to 5 % of the peak."""
+    grad_clip: float = 1.0
+    """Clip the gradient norm to this (0: off)."""
+    device: str = "auto"
+    """auto (cuda, then mps, then cpu), cpu, cuda or mps."""
+    seed: int = 0
+    """Random seed of initialisation, masks and sampling."""
+    log_every: int = 50
+    """Write metrics.jsonl every this many steps."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+@dataclass
+class FeatureProbeConfig:
+    """Linear probes on frozen pretrained features: class labels (accuracy) or continuous
+    targets (Pearson r, R²), scored on held-out images or episodes; by default also for the same
+    ViT with random weights and for raw pixels."""
+
+    encoder: Path = Path("runs/latest")
+    """Run directory of `ami pretrain` (encoder.safetensors)."""
+    data: Path = Path("data/two_rooms.h5")
+    """A folder of images, or an HDF5 episodes file."""
+    labels: str = "states"
+    """A CSV file `file,label` for an image folder; `states` for the recorded states of
+    episodes."""
+    task: Literal["auto", "classify", "regress"] = "auto"
+    """classify (accuracy) or regress (r, R²); auto: classify non-numeric or integer labels
+    with at most 100 values, regress the rest (states are always regressed)."""
+    frames: int = 0
+    """Frames per sample from episodes: the scored frame and the ones before it, filling one
+    tubelet; 0: the encoder's tubelet."""
+    pool: Literal["mean", "tokens"] = "mean"
+    """Features: the mean of the final tokens, or all tokens concatenated."""
+    baselines: bool = True
+    """Also probe the same ViT with random weights, and the raw pixels."""
+    test_fraction: float = 0.25
+    """Share of the images (or episodes) held out to score the probes."""
+    max_samples: int = 5000
+    """At most this many samples, drawn evenly over the images or episodes."""
+    ridge: tuple[float, ...] = (1e-4, 1e-3, 1e-2, 1e-1, 1.0)
+    """L2 penalties to try, on standardised features; each feature set gets the one that scores
+    best in 3-fold cross-validation on the training split."""
+    seed: int = 0
+    """Seed of the split, the subsample and the random-weights baseline."""
+    progress: bool = True
+    """Show a progress bar."""
+
+
+@dataclass
+class EfficiencyConfig:
+    """JEPA against the generative (pixel-predicting) baseline at equal training budget — the
+    same data, steps, batch and windows — then the same planner: one table of parameters,
+    training FLOPs and kWh, success, ms and FLOPs per plan, and a plot."""
+
+    benchmark: tyro.conf.Positional[Literal["efficiency"]] = "efficiency"
+    """Which benchmark (`ami bench efficiency`)."""
+    out: Path = Path("runs/efficiency")
+    """Directory for the data, both runs, efficiency.json, efficiency.md and efficiency.png."""
+    data: Path | None = None
+    """Episodes to train both models on (a world with goals); default: collect --episodes
+    Two-Rooms episodes into <out>/two_rooms.h5."""
+    episodes: int = 400
+    """Episodes to collect when --data is not given."""
+    steps: int = 1000
+    """Training steps of each model (both: same batches of the same data)."""
+    batch_size: int = 64
+    """Windows per training step, for both models."""
+    eval_episodes: int = 20
+    """Evaluation episodes per model, planning in its latent (same seeds for both)."""
+    pixel_plans: int = 3
+    """Plans timed and counted for the generative model planning in pixels (decoding every
+    candidate's frames is slow on a CPU); its success is scored on --pixel-episodes."""
+    pixel_episodes: int = 0
+    """Evaluation episodes for the generative model planning in pixels (0: only time
+    --pixel-plans plans)."""
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    region: str = "world"
+    """Grid region for the CO2 column (ami.energy.GRID_INTENSITY); the table adds the what-if
+    of two regions."""
+    seed: int = 0
+    """Seed of collection and training."""
+    progress: bool = True
+    """Show progress bars."""
 
 
 def to_dict(cfg) -> dict:

@@ -22,6 +22,7 @@ from ami.config import CriticConfig, GuardrailConfig, PolicyConfig, to_dict
 from ami.cost.critic import Critic, train_critic
 from ami.cost.guardrail import Box, GuardrailClassifier, train_guardrail
 from ami.data.dataset import EpisodeDataset
+from ami.data.windows import WindowSampler
 from ami.errors import AmiError
 from ami.io import atomic_write, check_state_dict, load_model, read_safetensors, write_json
 
@@ -125,23 +126,41 @@ def train_guardrail_run(cfg: GuardrailConfig) -> Path:
     if data.states is None:
         raise AmiError(f"{cfg.data or 'the run data'}: no recorded states to label the "
                        f"forbidden box with")
-    forbidden = Box(*cfg.box).inflated(cfg.margin).contains(data.states[:, :2])
+    box = Box(*cfg.box).inflated(cfg.margin)
+    actions = None
+    if cfg.segments:   # one sample per action block: (z where it ends, its actions, any step in?)
+        fs = model.cfg.frameskip
+        start = WindowSampler(data, 1, 1, fs).starts                         # (N,)
+        steps = start[:, None] + np.arange(fs)                               # (N, fs)
+        z = z[start + fs]
+        actions = data.actions[steps].reshape(len(start), -1).astype(np.float32)
+        forbidden = box.contains(data.states[steps + 1, :2]).any(axis=1)
+    else:
+        forbidden = box.contains(data.states[:, :2])
     torch.manual_seed(cfg.seed)
-    classifier = GuardrailClassifier(model.cfg.embed_dim, cfg.width)
+    classifier = GuardrailClassifier(model.cfg.embed_dim, cfg.width,
+                                     model.block_dim if cfg.segments else 0)
     try:
         losses = train_guardrail(classifier, z, forbidden, cfg.steps, cfg.batch_size, cfg.lr,
-                                 cfg.seed)
+                                 cfg.seed, actions)
     except ValueError as e:
         raise AmiError(f"box {cfg.box}: {e}") from None
     with torch.no_grad():
-        predicted = (classifier(torch.from_numpy(z)) > 0).numpy()
-    accuracy = float((predicted == forbidden).mean())
-    _summary(cfg.run, "guardrail", t0, losses, cfg, train_accuracy=accuracy,
+        a = None if actions is None else torch.from_numpy(actions)
+        predicted = (classifier(torch.from_numpy(z), a) > 0).numpy()
+    _summary(cfg.run, "guardrail", t0, losses, cfg,
+             train_accuracy=float((predicted == forbidden).mean()),
+             missed_forbidden=float((~predicted[forbidden]).mean()),
              forbidden_fraction=float(forbidden.mean()))
     return save_head(classifier, Path(cfg.run) / GUARDRAIL_FILE, cfg)
 
 
-def load_guardrail(run: Path, embed_dim: int) -> tuple[GuardrailClassifier, Box]:
-    classifier, cfg = load_head(Path(run) / GUARDRAIL_FILE,
-                                lambda c: GuardrailClassifier(embed_dim, c["width"]))
+def load_guardrail(run: Path, embed_dim: int, block_dim: int
+                   ) -> tuple[GuardrailClassifier, Box]:
+    """The run's guardrail: a segment classifier (z_end, action block), or a state classifier
+    as files written before segments were the default are."""
+    classifier, cfg = load_head(
+        Path(run) / GUARDRAIL_FILE,
+        lambda c: GuardrailClassifier(embed_dim, c["width"],
+                                      block_dim if c.get("segments", False) else 0))
     return classifier, Box(*cfg["box"])

@@ -326,3 +326,40 @@ def check_optimizer_state(model: torch.nn.Module, optimizer: torch.optim.Optimiz
                                 f"{tuple(p.shape)}")
     if problems:
         raise AmiError(f"{path}: optimiser state does not match the model: {'; '.join(problems)}")
+
+
+# --------------------------------------------------------------------------- pretrained encoders
+
+ENCODER_FILE = "encoder.safetensors"
+
+
+def save_encoder(vit: torch.nn.Module, run: Path, info: dict) -> Path:
+    """Write a pretrained ViT to encoder.safetensors atomically; `info` (JSON-ready) holds what
+    rebuilds it: vit (a ViTConfig dict), image_size, channels, and how it was trained."""
+    tensors = {k: v.detach().cpu().contiguous() for k, v in vit.state_dict().items()}
+    meta = {"ami_encoder": json.dumps(info)}
+    return atomic_write(Path(run) / ENCODER_FILE,
+                        lambda tmp: save_file(tensors, tmp, metadata=meta))
+
+
+def load_encoder(run: Path, device: str | torch.device = "cpu"):
+    """(ViT, info) of a pretraining run directory (or an encoder .safetensors file), strictly."""
+    from ami.config import ViTConfig
+    from ami.perception.vit import ViT
+    run = Path(run)
+    path = run if run.suffix == ".safetensors" else run / ENCODER_FILE
+    if not path.exists():
+        raise AmiError(f"no pretrained encoder at {path} (pretrain one with `ami pretrain`)")
+    meta, tensors = read_safetensors(path)
+    try:
+        info = json.loads(meta["ami_encoder"])
+        v = from_dict(ViTConfig, info["vit"])
+        vit = ViT(int(info["channels"]), int(info["image_size"]), v.patch, v.width, v.depth,
+                  v.heads, v.tubelet or 1)
+    except (KeyError, TypeError, ValueError, json.JSONDecodeError) as e:
+        raise AmiError(f"{path}: not an ami pretrained encoder (its ami_encoder metadata is "
+                       f"missing or does not fit this version of ami: {e})") from None
+    check_state_dict(vit, tensors, path)
+    vit.load_state_dict(tensors, strict=True)
+    info["vit"] = v
+    return vit.to(device).eval(), info

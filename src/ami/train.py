@@ -59,6 +59,7 @@ from ami.io import (
     save_model,
     write_json,
 )
+from ami.perception.pretrain import load_pretrained_backbone, with_pretrained_encoder
 from ami.world_model.model import WorldModel, build_world_model
 from ami.world_model.sigreg import sigreg
 
@@ -219,7 +220,12 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
     model = build_world_model(mcfg).to(device)
     acct = Accounting("train", model.num_parameters(), device).start()
     flops = FlopTally()  # one real step's forward and backward, counted on this rank
-    opt = torch.optim.AdamW(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    if ckpt is None and cfg.encoder_from is not None:
+        load_pretrained_backbone(model, cfg.encoder_from)
+    if cfg.freeze_encoder:  # two-stage: perception fixed, the rest learns on its features
+        model.encoder.backbone.requires_grad_(False)
+    trainable = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
     # SIGReg's directions come from the CPU whatever the device: the same on every rank and
     # device type, and a checkpoint's generator state fits wherever the run resumes
     gen = torch.Generator()
@@ -360,8 +366,9 @@ def _model_config_for(data: EpisodeDataset | EpisodeStream, cfg: TrainConfig) ->
         raise AmiError(f"{cfg.data}: images are {h}x{w}; the encoder needs square images")
     world = WORLDS.get(data.world)
     scale = world.max_action_norm if world is not None else cfg.model.action_scale
-    return replace(cfg.model, image_size=h, channels=c, action_dim=data.action_dim,
+    mcfg = replace(cfg.model, image_size=h, channels=c, action_dim=data.action_dim,
                    action_scale=float(scale))
+    return with_pretrained_encoder(mcfg, cfg.encoder_from) if cfg.encoder_from else mcfg
 
 
 def _refuse_to_overwrite(run: Path) -> None:

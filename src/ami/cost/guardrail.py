@@ -3,6 +3,11 @@
 The user names the forbidden set in the world's own terms (here a box of positions); the
 classifier learns it from labelled states in the data. At planning time only the classifier on
 predicted embeddings is used: the planner never sees the true state.
+
+The world model predicts one embedding per action block (frameskip steps), so a block can cross
+a corner of the forbidden set between two predictions. A *segment* classifier therefore judges a
+whole block: from the embedding where it ends and the actions it took, the probability that any
+of its steps was forbidden (labelled from the true states of every step in the data).
 """
 
 from __future__ import annotations
@@ -34,14 +39,21 @@ class Box:
 
 
 class GuardrailClassifier(nn.Module):
-    """z (..., D) → logit of "this state is forbidden" (...)."""
+    """z (..., D) → logit of "this state is forbidden" (...); with block_dim > 0, a segment
+    classifier: (z_end (..., D), action block (..., fs·A)) → logit of "a step of the block that
+    ended at z_end was forbidden"."""
 
-    def __init__(self, embed_dim: int, width: int = 128):
+    def __init__(self, embed_dim: int, width: int = 128, block_dim: int = 0):
         super().__init__()
-        self.net = nn.Sequential(nn.Linear(embed_dim, width), nn.GELU(),
+        self.block_dim = block_dim
+        self.net = nn.Sequential(nn.Linear(embed_dim + block_dim, width), nn.GELU(),
                                  nn.Linear(width, width), nn.GELU(), nn.Linear(width, 1))
 
-    def forward(self, z: torch.Tensor) -> torch.Tensor:
+    def forward(self, z: torch.Tensor, actions: torch.Tensor | None = None) -> torch.Tensor:
+        if self.block_dim:
+            if actions is None:
+                raise ValueError("a segment guardrail needs the action blocks as well")
+            z = torch.cat([z, actions], dim=-1)
         return self.net(z).squeeze(-1)
 
 
@@ -55,13 +67,15 @@ class Guardrail:
         self.classifier, self.weight = classifier.eval(), weight
 
     def __call__(self, z_pred, actions):
-        return torch.sigmoid(self.classifier(z_pred.float())).amax(dim=1)     # (S,)
+        logits = self.classifier(z_pred.float(), actions.float())             # (S, T)
+        return torch.sigmoid(logits).amax(dim=1)                              # (S,)
 
 
 def train_guardrail(classifier: GuardrailClassifier, z: np.ndarray, forbidden: np.ndarray,
-                    steps: int = 2000, batch_size: int = 256, lr: float = 1e-3, seed: int = 0
-                    ) -> list[float]:
-    """Fit the classifier on embeddings z (N, D) and labels (N,) bool, classes balanced."""
+                    steps: int = 2000, batch_size: int = 256, lr: float = 1e-3, seed: int = 0,
+                    actions: np.ndarray | None = None) -> list[float]:
+    """Fit the classifier on embeddings z (N, D) (and, for segments, action blocks (N, fs·A))
+    and labels (N,) bool, classes balanced."""
     if forbidden.all() or not forbidden.any():
         raise ValueError("guardrail labels need both forbidden and allowed states "
                          f"({int(forbidden.sum())} of {len(forbidden)} are forbidden)")
@@ -74,7 +88,8 @@ def train_guardrail(classifier: GuardrailClassifier, z: np.ndarray, forbidden: n
     for _ in range(steps):
         idx = np.concatenate([rng.choice(pos, batch_size // 2),
                               rng.choice(neg, batch_size - batch_size // 2)])
-        loss = F.binary_cross_entropy_with_logits(classifier(torch.from_numpy(z[idx])), labels)
+        a = None if actions is None else torch.from_numpy(actions[idx])
+        loss = F.binary_cross_entropy_with_logits(classifier(torch.from_numpy(z[idx]), a), labels)
         opt.zero_grad(set_to_none=True)
         loss.backward()
         opt.step()

@@ -24,12 +24,17 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c, w, kernel_size=4, stride=2, padding=1), nn.GELU()]
             c, s = w, s // 2
         self.backbone = nn.Sequential(*layers, nn.Flatten())
-        self.projector = nn.Sequential(
-            nn.Linear(c * s * s, hidden),
-            nn.BatchNorm1d(hidden),
-            nn.GELU(),
-            nn.Linear(hidden, embed_dim),
-        )
+        self.projector = projector(c * s * s, hidden, embed_dim)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.projector(self.backbone(x))
+
+
+def projector(in_dim: int, hidden: int, embed_dim: int) -> nn.Sequential:
+    """Features → embedding z: Linear, BatchNorm, GELU, Linear (shared by every encoder)."""
+    return nn.Sequential(
+        nn.Linear(in_dim, hidden),
+        nn.BatchNorm1d(hidden),
+        nn.GELU(),
+        nn.Linear(hidden, embed_dim),
+    )

@@ -7,7 +7,7 @@ import torch
 import torch.nn as nn
 
 from ami.config import ModelConfig
-from ami.perception.encoder import ConvEncoder
+from ami.perception import build_encoder
 from ami.world_model.predictor import MLPPredictor
 
 
@@ -21,7 +21,7 @@ class WorldModel(nn.Module):
     def __init__(self, cfg: ModelConfig):
         super().__init__()
         self.cfg = cfg
-        self.encoder = ConvEncoder(cfg.channels, cfg.image_size, cfg.encoder_width, cfg.embed_dim)
+        self.encoder = build_encoder(cfg)  # a CNN or a ViT, per cfg.encoder
         self.predictor = MLPPredictor(cfg.embed_dim, cfg.history, cfg.frameskip * cfg.action_dim,
                                       cfg.predictor_width, cfg.predictor_depth,
                                       cfg.predictor_activation)
