@@ -135,3 +135,16 @@ def test_planning_rollout_from_one_shared_history(activation):
     a.requires_grad_(True)
     m.rollout(z0, a).sum().backward()
     assert a.grad is not None and a.grad.abs().sum() > 0
+
+
+def test_config_saved_before_a_default_changed_keeps_its_old_meaning():
+    """A checkpoint written before `predictor_activation` existed was GELU: it loads as GELU,
+    not as today's default."""
+    from dataclasses import asdict
+
+    from ami.config import from_dict
+    saved = asdict(ModelConfig())
+    del saved["predictor_activation"]
+    assert from_dict(ModelConfig, saved).predictor_activation == "gelu"
+    assert ModelConfig().predictor_activation == "silu"
+    assert from_dict(ModelConfig, asdict(ModelConfig())).predictor_activation == "silu"
