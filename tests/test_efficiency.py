@@ -77,6 +77,41 @@ def test_energy_of_a_fixed_cpu_load_follows_its_cpu_time():
     assert i["energy_kwh_estimate"] < 0.1 * b["energy_kwh_estimate"]
 
 
+def test_a_codecarbon_measurement_is_used_and_the_estimate_kept(monkeypatch):
+    # a stand-in for codecarbon's offline tracker (the real one: `pip install ami[energy]`)
+    import sys
+    import types
+    calls = []
+
+    class Tracker:
+        def __init__(self, **kwargs):
+            calls.append(kwargs)
+
+        def start(self):
+            calls.append("start")
+
+        def stop(self):
+            calls.append("stop")
+            self.final_emissions_data = types.SimpleNamespace(
+                energy_consumed=3e-5, cpu_energy=1e-5, ram_energy=2e-5, gpu_energy=0.0)
+
+    monkeypatch.setitem(sys.modules, "codecarbon",
+                        types.SimpleNamespace(OfflineEmissionsTracker=Tracker))
+    with Accounting("run", parameters=1) as acct:
+        _busy(0.05)
+    r = acct.report("netherlands")
+    assert calls[0]["tracking_mode"] == "process" and calls[1:] == ["start", "stop"]
+    assert r["energy_kwh"] == 3e-5 and r["energy_method"].startswith("codecarbon")
+    assert r["energy_measured_kwh"]["codecarbon_ram"] == 2e-5
+    assert r["energy_kwh_estimate"] == pytest.approx(estimate_kwh(r["cpu_seconds"]))
+    assert r["co2_grams"] == pytest.approx(3e-5 * 129)
+    # asked for the estimate only, the tracker is not started
+    calls.clear()
+    with Accounting("run", parameters=1, meter="estimate") as acct:
+        pass
+    assert calls == [] and acct.report()["energy_method"].startswith("estimate")
+
+
 def test_co2_by_region():
     assert GRID_INTENSITY["us-virginia"][0] == 339 and GRID_INTENSITY["netherlands"][0] == 129
     assert all(source for _, source in GRID_INTENSITY.values())
@@ -183,3 +218,30 @@ def test_eval_accounts_for_planning_in_latent_and_pixels(tiny_run, generative_ru
     with pytest.raises(AmiError, match="needs a world model with a decoder"):
         evaluate(EvalConfig(run=tiny_run, episodes=1, budget=5, plan=plan, gif=False,
                             progress=False, cost=CostConfig(goal_space="pixels")))
+
+
+def test_bench_efficiency_writes_one_table(tiny_data, tmp_path):
+    from ami.cli import main
+    out = tmp_path / "bench"
+    args = ["bench", "efficiency", "--data", str(tiny_data), "--out", str(out), "--steps", "8",
+            "--batch-size", "8", "--eval-episodes", "1", "--budget", "10", "--pixel-plans", "1",
+            "--plan.samples", "16", "--plan.iterations", "2", "--plan.elites", "4",
+            "--no-progress"]
+    assert main(args) == 0
+    r = json.loads((out / "efficiency.json").read_text())
+    assert [(row["model"], row["planning"]) for row in r["rows"]] == [
+        ("JEPA", "latent"), ("generative", "latent"), ("generative", "pixels")]
+    for row in r["rows"]:
+        acct = json.loads((out / ("jepa" if row["model"] == "JEPA" else "generative")
+                           / "accounting.json").read_text())
+        assert row["train_flops"] == acct["flops"]["total"] == 8 * acct["flops"]["per_step"]
+        assert row["ms_per_plan"] > 0 and row["flops_per_plan"] > 0
+    assert r["rows"][2]["success"] is None and r["rows"][2]["plans"] >= 1
+    table = (out / "efficiency.md").read_text()
+    assert table.count("\n| ") == 3 and "training FLOPs: JEPA wins" in table
+    assert (out / "efficiency.png").stat().st_size > 1000
+    # a second run reuses both trained models (same settings) and only plans again
+    stamp = (out / "jepa" / "model.safetensors").stat().st_mtime_ns
+    assert main(args) == 0
+    assert (out / "jepa" / "model.safetensors").stat().st_mtime_ns == stamp
+    assert main([*args[:-1], "--steps", "9", "--no-progress"]) == 2   # other settings: refused

@@ -4,6 +4,7 @@
     ami train-policy | train-critic | train-guardrail  (heads on a run's frozen encoder)
     ami train-high  (H-JEPA: the slower high level, for `ami eval --actor hierarchical`)
     ami probe | surprise  (what a run's world model understood of its world's physics)
+    ami bench efficiency  (JEPA against a pixel-predicting world model: compute, energy, success)
     ami pretrain | probe-features  (I-JEPA / V-JEPA perception, and linear probes on it)
 
 Add --debug anywhere to see a traceback instead of a one-line error.
@@ -21,6 +22,7 @@ from ami.config import (
     CollectConfig,
     CriticConfig,
     DemoConfig,
+    EfficiencyConfig,
     EvalConfig,
     FeatureProbeConfig,
     FinetuneConfig,
@@ -165,6 +167,12 @@ def _demo(cfg: DemoConfig) -> None:
         print(f"  {k:<{width}}  {v}")
 
 
+def _bench(cfg: EfficiencyConfig) -> None:
+    from ami.evaluate.efficiency import efficiency, markdown
+    print(markdown(efficiency(cfg)))
+    print(f"wrote {cfg.out}/efficiency.json, efficiency.md and efficiency.png")
+
+
 COMMANDS = {
     "collect": (CollectConfig, _collect),
     "train": (TrainConfig, _train),
@@ -177,6 +185,7 @@ COMMANDS = {
     "demo": (DemoConfig, _demo),
     "probe": (ProbeConfig, _probe),
     "surprise": (SurpriseConfig, _surprise),
+    "bench": (EfficiencyConfig, _bench),
     "pretrain": (PretrainConfig, _pretrain),
     "probe-features": (FeatureProbeConfig, _probe_features),
 }

@@ -8,7 +8,7 @@ from __future__ import annotations
 
 from dataclasses import asdict, dataclass, field, fields, is_dataclass
 from pathlib import Path
-from typing import Annotated, ClassVar, Literal
+from typing import Annotated, Literal
 
 import tyro
 
@@ -109,13 +109,8 @@ class ModelConfig:
     """Hidden width of the predictor MLP."""
     predictor_depth: int = 3
     """Number of linear layers in the predictor MLP."""
-    predictor_activation: Literal["gelu", "relu", "silu"] = "silu"
-    """Nonlinearity of the predictor MLP. SiLU: the same success as GELU on Two-Rooms, and a
-    plan ~20 % faster on a CPU (exact GELU is slow there); checkpoints from before this field
-    existed were GELU and load as GELU."""
-
-    # fields whose default changed: a saved config without them meant the old value
-    LEGACY_DEFAULTS: ClassVar[dict] = {"predictor_activation": "gelu"}
+    predictor_activation: Literal["gelu", "relu", "silu"] = "gelu"
+    """Nonlinearity of the predictor MLP (GELU costs ~20 % of a plan's time on a CPU)."""
     history: int = 1
     """Frames of history the predictor conditions on."""
     frameskip: int = 5
@@ -673,6 +668,45 @@ class EfficiencyConfig:
     """Show progress bars."""
 
 
+@dataclass
+class EfficiencyConfig:
+    """JEPA against the generative (pixel-predicting) baseline at equal training budget — the
+    same data, steps, batch and windows — then the same planner: one table of parameters,
+    training FLOPs and kWh, success, ms and FLOPs per plan, and a plot."""
+
+    benchmark: tyro.conf.Positional[Literal["efficiency"]] = "efficiency"
+    """Which benchmark (`ami bench efficiency`)."""
+    out: Path = Path("runs/efficiency")
+    """Directory for the data, both runs, efficiency.json, efficiency.md and efficiency.png."""
+    data: Path | None = None
+    """Episodes to train both models on (a world with goals); default: collect --episodes
+    Two-Rooms episodes into <out>/two_rooms.h5."""
+    episodes: int = 400
+    """Episodes to collect when --data is not given."""
+    steps: int = 1000
+    """Training steps of each model (both: same batches of the same data)."""
+    batch_size: int = 64
+    """Windows per training step, for both models."""
+    eval_episodes: int = 20
+    """Evaluation episodes per model, planning in its latent (same seeds for both)."""
+    budget: int = 200
+    """Environment steps allowed per evaluation episode."""
+    pixel_plans: int = 3
+    """Plans timed and counted for the generative model planning in pixels (decoding every
+    candidate's frames is slow on a CPU); its success is scored on --pixel-episodes."""
+    pixel_episodes: int = 0
+    """Evaluation episodes for the generative model planning in pixels (0: only time
+    --pixel-plans plans)."""
+    plan: PlanConfig = field(default_factory=PlanConfig)
+    region: str = "world"
+    """Grid region for the CO2 column (ami.energy.GRID_INTENSITY); the table adds the what-if
+    of two regions."""
+    seed: int = 0
+    """Seed of collection and training."""
+    progress: bool = True
+    """Show progress bars."""
+
+
 def to_dict(cfg) -> dict:
     """A JSON-ready dict of a config (paths as strings)."""
     def convert(v):
@@ -702,6 +736,4 @@ def from_dict(cls, d: dict):
             kwargs[name] = Path(value)
         else:
             kwargs[name] = value
-    for name, old in getattr(cls, "LEGACY_DEFAULTS", {}).items():
-        kwargs.setdefault(name, old)
     return cls(**kwargs)

@@ -30,6 +30,7 @@ much as how much of it there is).
 from __future__ import annotations
 
 import contextlib
+import logging
 import resource
 import sys
 import time
@@ -160,6 +161,10 @@ class Accounting:
                 self._tracker.stop()
                 data = self._tracker.final_emissions_data
                 self._measured["codecarbon"] = float(data.energy_consumed)
+                # its parts: CPU (RAPL, or its own power model × this process's CPU share),
+                # RAM (a constant power × wall time) and GPU
+                for part in ("cpu", "ram", "gpu"):
+                    self._measured[f"codecarbon_{part}"] = float(getattr(data, f"{part}_energy"))
         if self._nvml is not None:
             gpu_kwh = self._nvml.stop()
             if gpu_kwh is not None:
@@ -213,6 +218,7 @@ def _start_codecarbon(required: bool):
             raise RuntimeError("meter 'codecarbon' needs codecarbon: pip install "
                                "'ami[energy]'") from None
         return None
+    logging.getLogger("codecarbon").setLevel(logging.ERROR)
     try:
         # the region only sets codecarbon's own CO2 figure; ami computes CO2 from kWh itself
         tracker = OfflineEmissionsTracker(country_iso_code="USA", tracking_mode="process",
