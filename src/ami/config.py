@@ -657,43 +657,6 @@ class EfficiencyConfig:
     """Windows per training step, for both models."""
     eval_episodes: int = 20
     """Evaluation episodes per model, planning in its latent (same seeds for both)."""
-    pixel_plans: int = 3
-    """Plans timed and counted for the generative model planning in pixels (decoding every
-    candidate's frames is slow on a CPU); its success is scored on --pixel-episodes."""
-    pixel_episodes: int = 0
-    """Evaluation episodes for the generative model planning in pixels (0: only time
-    --pixel-plans plans)."""
-    plan: PlanConfig = field(default_factory=PlanConfig)
-    region: str = "world"
-    """Grid region for the CO2 column (ami.energy.GRID_INTENSITY); the table adds the what-if
-    of two regions."""
-    seed: int = 0
-    """Seed of collection and training."""
-    progress: bool = True
-    """Show progress bars."""
-
-
-@dataclass
-class EfficiencyConfig:
-    """JEPA against the generative (pixel-predicting) baseline at equal training budget — the
-    same data, steps, batch and windows — then the same planner: one table of parameters,
-    training FLOPs and kWh, success, ms and FLOPs per plan, and a plot."""
-
-    benchmark: tyro.conf.Positional[Literal["efficiency"]] = "efficiency"
-    """Which benchmark (`ami bench efficiency`)."""
-    out: Path = Path("runs/efficiency")
-    """Directory for the data, both runs, efficiency.json, efficiency.md and efficiency.png."""
-    data: Path | None = None
-    """Episodes to train both models on (a world with goals); default: collect --episodes
-    Two-Rooms episodes into <out>/two_rooms.h5."""
-    episodes: int = 400
-    """Episodes to collect when --data is not given."""
-    steps: int = 1000
-    """Training steps of each model (both: same batches of the same data)."""
-    batch_size: int = 64
-    """Windows per training step, for both models."""
-    eval_episodes: int = 20
-    """Evaluation episodes per model, planning in its latent (same seeds for both)."""
     budget: int = 200
     """Environment steps allowed per evaluation episode."""
     pixel_plans: int = 3
