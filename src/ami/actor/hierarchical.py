@@ -72,21 +72,25 @@ class MacroCEMSearch:
 
 
 class LandmarkSearch:
-    """Subgoals along the fewest-macro-step path of the landmark graph, from the landmark
-    nearest to now to the one nearest to the goal; the goal itself ends the sequence."""
+    """Subgoals along the fewest-macro-step path of the landmark graph to the landmark nearest
+    to the goal, starting from whichever of the `sources` landmarks nearest to now has the
+    shortest one (near a door, the single nearest may lie on the other side, which would send
+    the agent back and forth through it); the goal itself ends the sequence."""
 
-    def __init__(self, graph: LandmarkGraph):
-        self.graph = graph
+    def __init__(self, graph: LandmarkGraph, sources: int = 3):
+        self.graph, self.sources = graph, sources
 
     def __call__(self, z_now: torch.Tensor, z_goal: torch.Tensor) -> tuple[torch.Tensor, float]:
         g = self.graph
-        source, target = int(g.nearest(z_now)[0]), int(g.nearest(z_goal)[0])
-        path = g.path(source, target)
-        reached = path[-1] == target
-        steps = g.landmarks[path[1:-1]] if reached else g.landmarks[:0]
-        # the cost: macro-steps still to go (the whole graph's size when out of reach)
-        return torch.cat([steps, z_goal.reshape(1, -1)]), float(
-            len(path) - 1 if reached else len(g.landmarks))
+        target = int(g.nearest(z_goal)[0])
+        distance = torch.cdist(z_now.float().reshape(1, -1), g.landmarks)[0]
+        near = distance.argsort()[: self.sources].tolist()
+        paths = [g.path(int(i), target) for i in near]
+        reachable = [p for p in paths if p[-1] == target]
+        if not reachable:   # out of the graph's reach: head for the goal itself
+            return z_goal.reshape(1, -1), float(len(g.landmarks))
+        path = min(reachable, key=len)                 # fewest hops; the nearest source on ties
+        return torch.cat([g.landmarks[path[1:-1]], z_goal.reshape(1, -1)]), float(len(path) - 1)
 
 
 class HierarchicalPlanner(Planner):
