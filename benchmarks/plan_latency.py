@@ -29,7 +29,8 @@ def main() -> None:
     p.add_argument("--repeats", type=int, default=20)
     p.add_argument("--threads", type=int, default=2)
     p.add_argument("--variants", action="store_true",
-                   help="also time bf16 autocast, ReLU in place of GELU and torch.compile, "
+                   help="also time bf16 autocast, torch.compile and the other predictor "
+                        "activations (gelu, relu, silu), "
                         "interleaved with the default so that load affects all alike")
     args = p.parse_args()
     torch.set_num_threads(args.threads)
@@ -63,19 +64,19 @@ def compare_variants(model, planner, z, cost, repeats: int) -> None:
     """Median ms per plan of speed variants, timed round-robin in one run."""
     import contextlib
     import copy
-    relu = copy.deepcopy(model)
-    for i, layer in enumerate(relu.predictor.net):
-        if isinstance(layer, torch.nn.GELU):
-            relu.predictor.net[i] = torch.nn.ReLU()
+    from dataclasses import replace
+    other = {act: WorldModel(replace(model.cfg, predictor_activation=act)).eval()
+             for act in ("gelu", "relu", "silu") if act != model.cfg.predictor_activation}
     compiled = copy.deepcopy(model)
     compiled.predictor.rollout = torch.compile(compiled.predictor.rollout, dynamic=False)
     t = time.perf_counter()
     planner.plan(compiled, z, cost)
     print(f"torch.compile of the rollout: {time.perf_counter() - t:.1f} s to compile")
     bf16 = lambda: torch.autocast("cpu", dtype=torch.bfloat16)
-    variants = {"fp32 (default)": (model, contextlib.nullcontext), "bf16 autocast": (model, bf16),
-                "ReLU predictor": (relu, contextlib.nullcontext),
-                "compiled rollout": (compiled, contextlib.nullcontext)}
+    none = contextlib.nullcontext
+    variants = {f"{model.cfg.predictor_activation} (this model)": (model, none),
+                "bf16 autocast": (model, bf16), "compiled rollout": (compiled, none),
+                **{f"{act} predictor": (m, none) for act, m in other.items()}}
     times = {name: [] for name in variants}
     for _ in range(repeats):
         for name, (m, ctx) in variants.items():
@@ -84,7 +85,7 @@ def compare_variants(model, planner, z, cost, repeats: int) -> None:
                 planner.plan(m, z, cost)
                 times[name].append(1000 * (time.perf_counter() - t))
     for name, ts in times.items():
-        print(f"  {name:<18} median {statistics.median(ts):.1f} ms")
+        print(f"  {name:<22} median {statistics.median(ts):.1f} ms")
 
 
 def median_ms(fn, repeats: int) -> list[float]:

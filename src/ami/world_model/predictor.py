@@ -45,9 +45,9 @@ class MLPPredictor(nn.Module):
         """
         linears = [m for m in self.net if isinstance(m, nn.Linear)]
         first, hidden, last = linears[0], linears[1:-1], linears[-1]
-        # in place only when no gradient flows (planning); training and gradient planning
-        # take the functional form of the same arithmetic
-        inplace = not torch.is_grad_enabled()
+        # in place only when no gradient flows (planning) and no autocast changes dtypes under
+        # the buffers; training, gradient planning and bf16 take the functional form
+        inplace = not (torch.is_grad_enabled() or torch.is_autocast_enabled(z_hist.device.type))
         act = _ACT_INPLACE[self.activation] if inplace else self.net[1]
         hd = self.history * self.embed_dim
         w_z, w_a = first.weight[:, :hd].t(), first.weight[:, hd:].t()    # (hD, W), (A', W)
