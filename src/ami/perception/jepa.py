@@ -10,8 +10,8 @@ Two ways to keep the target from collapsing to a constant (`collapse`):
   momentum that rises to 1 over training, and its output is layer-normed and not back-propagated
   (I-JEPA, V-JEPA).
 - `sigreg`: the target encoder is the context encoder itself, gradients flow through both
-  branches, and SIGReg pushes the target tokens towards an isotropic Gaussian (LeJEPA): no EMA,
-  no stop-gradient.
+  branches, and SIGReg pushes the mean target token of each frame (each tubelet step) towards
+  an isotropic Gaussian over the batch (LeJEPA): no EMA, no stop-gradient.
 """
 
 from __future__ import annotations
@@ -118,8 +118,12 @@ class JEPA(nn.Module):
             terms["pred"] = terms["pred"] + err / len(context_sets)
         loss = terms["pred"]
         if self.target_encoder is None:
-            terms["sigreg"] = sigreg(h.reshape(-1, h.shape[-1]), self.sigreg_projections,
-                                     generator)
+            # on the mean token of each time step, as LeJEPA on global embeddings: a token
+            # could vary with its position alone, a frame's mean only with what the frame shows
+            t = grid[0]
+            frame_means = h.reshape(h.shape[0], t, -1, h.shape[-1]).mean(2)     # (B, T', W)
+            terms["sigreg"] = sigreg(frame_means.reshape(-1, h.shape[-1]),
+                                     self.sigreg_projections, generator)
             loss = loss + self.sigreg_weight * terms["sigreg"]
         terms["loss"] = loss
         return terms
