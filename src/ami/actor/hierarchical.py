@@ -72,24 +72,26 @@ class MacroCEMSearch:
 
 
 class LandmarkSearch:
-    """Subgoals along the fewest-macro-step path of the landmark graph to the landmark nearest
-    to the goal, starting from whichever of the `sources` landmarks nearest to now has the
-    shortest one (near a door, the single nearest may lie on the other side, which would send
-    the agent back and forth through it); the goal itself ends the sequence."""
+    """Subgoals along the fewest-macro-step path of the landmark graph from any of the `near`
+    landmarks nearest to now to any of the `near` nearest to the goal (near a door, the single
+    nearest landmark may lie on the other side, and its path would send the agent back and
+    forth through the door); the goal itself ends the sequence."""
 
-    def __init__(self, graph: LandmarkGraph, sources: int = 3):
-        self.graph, self.sources = graph, sources
+    def __init__(self, graph: LandmarkGraph, near: int = 3):
+        self.graph, self.near = graph, near
+
+    def _nearest(self, z: torch.Tensor) -> list[int]:
+        distance = torch.cdist(z.float().reshape(1, -1), self.graph.landmarks)[0]
+        return distance.argsort()[: self.near].tolist()
 
     def __call__(self, z_now: torch.Tensor, z_goal: torch.Tensor) -> tuple[torch.Tensor, float]:
         g = self.graph
-        target = int(g.nearest(z_goal)[0])
-        distance = torch.cdist(z_now.float().reshape(1, -1), g.landmarks)[0]
-        near = distance.argsort()[: self.sources].tolist()
-        paths = [g.path(int(i), target) for i in near]
-        reachable = [p for p in paths if p[-1] == target]
+        targets = self._nearest(z_goal)
+        paths = [g.path(s, targets) for s in self._nearest(z_now)]
+        reachable = [p for p in paths if p[-1] in targets]
         if not reachable:   # out of the graph's reach: head for the goal itself
             return z_goal.reshape(1, -1), float(len(g.landmarks))
-        path = min(reachable, key=len)                 # fewest hops; the nearest source on ties
+        path = min(reachable, key=len)              # fewest hops; the nearest source on ties
         return torch.cat([g.landmarks[path[1:-1]], z_goal.reshape(1, -1)]), float(len(path) - 1)
 
 

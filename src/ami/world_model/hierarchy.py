@@ -242,23 +242,28 @@ class LandmarkGraph(nn.Module):
         return torch.cdist(z.float().reshape(-1, self.landmarks.shape[1]), self.landmarks
                            ).argmin(1)
 
-    def path(self, source: int, target: int) -> list[int]:
-        """The fewest macro-steps from landmark `source` to `target`, both included (breadth-
-        first); [source] alone when the target cannot be reached."""
+    def path(self, source: int, targets) -> list[int]:
+        """The fewest macro-steps from landmark `source` to the nearest of `targets` (one index
+        or several), both ends included (breadth-first); [source] alone when none of them can
+        be reached."""
+        targets = {int(targets)} if np.ndim(targets) == 0 else {int(t) for t in targets}
         edges = self.edges.cpu().numpy() > 0
         previous = {source: source}
-        frontier = [source]
-        while frontier and target not in previous:
+        frontier, reached = [source], source if source in targets else None
+        while frontier and reached is None:
             nxt = []
             for i in frontier:
                 for j in np.flatnonzero(edges[i]):
-                    if int(j) not in previous:
-                        previous[int(j)] = i
-                        nxt.append(int(j))
+                    j = int(j)
+                    if j not in previous:
+                        previous[j] = i
+                        nxt.append(j)
+                        if j in targets and reached is None:
+                            reached = j
             frontier = nxt
-        if target not in previous:
+        if reached is None:
             return [source]
-        path = [target]
+        path = [reached]
         while path[-1] != source:
             path.append(previous[path[-1]])
         return path[::-1]
