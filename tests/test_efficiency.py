@@ -47,6 +47,24 @@ def test_flops_of_known_layers_match_hand_counts():
     assert tally.total == 2 * (2 * 10 * 64 * 32)
 
 
+def test_training_step_flops_match_a_hand_count(tiny_run):
+    # tiny_train_config: 16 windows of 4 frames (history 1, future 3), 64x64x3 images, encoder
+    # width 8 (convs 3→8→16→32→32, 4x4 kernels, stride 2), projector 512→256→16, predictor
+    # (16 + 5·2)→64→64→16, SIGReg on 256 directions. Multiply-adds per image and prediction:
+    images, predictions = 16 * 4, 16 * 3
+    convs = [32 * 32 * 8 * 3 * 16, 16 * 16 * 16 * 8 * 16, 8 * 8 * 32 * 16 * 16,
+             4 * 4 * 32 * 32 * 16]
+    encoder = sum(convs) + 512 * 256 + 256 * 16
+    predictor = 26 * 64 + 64 * 64 + 64 * 16
+    sigreg = images * 16 * 256
+    forward = 2 * (images * encoder + predictions * predictor + sigreg)
+    # backward: two products per forward product (input and weight gradients), except that the
+    # first convolution needs no input gradient (pixels) and SIGReg's directions no gradient
+    backward = 2 * forward - 2 * images * convs[0] - 2 * sigreg
+    acct = json.loads((tiny_run / "accounting.json").read_text())
+    assert acct["flops"]["per_step"] == forward + backward
+
+
 def _busy(seconds: float) -> int:
     t, n = time.thread_time(), 0
     while time.thread_time() - t < seconds:

@@ -220,6 +220,9 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
     model = build_world_model(mcfg).to(device)
     acct = Accounting("train", model.num_parameters(), device).start()
     flops = FlopTally()  # one real step's forward and backward, counted on this rank
+    # counted on a run's first step only, and kept in its checkpoints: counting dispatches
+    # through another path, and a resumed run must compute what an uninterrupted one computed
+    saved_flops = int(ckpt.state.get("flops_per_step", 0)) if ckpt is not None else 0
     if ckpt is None and cfg.encoder_from is not None:
         load_pretrained_backbone(model, cfg.encoder_from)
     if cfg.freeze_encoder:  # two-stage: perception fixed, the rest learns on its features
@@ -265,7 +268,8 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
         if not ranks.main:  # the weights are the same on every rank; rank 0 writes them
             return done, run / CHECKPOINT_FILE
         state = {"config": to_dict(cfg), "data": data_info, "resumed_at": resumed_at,
-                 "elapsed": time.perf_counter() - t_start, **_rng_json(rng)}
+                 "elapsed": time.perf_counter() - t_start, **_rng_json(rng),
+                 "flops_per_step": saved_flops or flops.total * ranks.world}
         path = save_checkpoint(run / CHECKPOINT_FILE, model, opt, done, state,
                                _rng_tensors(gen, device))
         return done, path
@@ -283,7 +287,7 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
             for g in opt.param_groups:
                 g["lr"] = lr_at(step, cfg)
             model.train()
-            with autocast(device, cfg.bf16), flops.count(step == start):
+            with autocast(device, cfg.bf16), flops.count(step == start and not saved_flops):
                 terms = objective(frames, actions, gen)
             loss = terms["loss"]
             # what one process would see: the terms averaged over ranks (all ranks agree on it)
@@ -292,7 +296,7 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
                 raise AmiError(f"training diverged: loss is {shown['loss'].item()} at step "
                                f"{step}; {_last_good(last_good, run)}")
             opt.zero_grad(set_to_none=True)
-            with flops.count(step == start):
+            with flops.count(step == start and not saved_flops):
                 loss.backward()
             if cfg.grad_clip > 0:
                 torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
@@ -316,7 +320,7 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
     checkpoint(cfg.steps)  # checks the weights are finite before they become the run's model
     acct.stop()
     # every rank computed an equal share of each step: the global step is world × this rank's
-    acct.set_flops(step=(flops.total * ranks.world, cfg.steps - start))
+    acct.set_flops(step=(saved_flops or flops.total * ranks.world, cfg.steps - start))
     own_cpu = acct.cpu_s
     acct.extra_cpu_s = float(mean_over_ranks(torch.tensor([own_cpu], dtype=torch.float64,
                                                           device=device))) * ranks.world - own_cpu

@@ -165,14 +165,6 @@ def _subgoal_figure(agent: Agent, env, path: np.ndarray, goal: np.ndarray, seed:
     return firsts.round(2).tolist()
 
 
-def _plan_flops(agent: Agent) -> int:
-    """FLOPs of one plan from the agent's last state, as the planner makes it without a warm
-    start (CEM and MPPI do the same work either way)."""
-    _, flops = count_flops(lambda: agent.mpc.planner.plan(agent.model, agent.memory.z_hist(),
-                                                          agent.cost))
-    return flops
-
-
 def _world_of(run: Path) -> str:
     try:
         return json.loads((run / "config.json").read_text())["world"]
