@@ -185,3 +185,13 @@ def test_cli_accepts_planner_hierarchical_and_train_high(capsys):
     import tyro
     cfg = tyro.cli(EvalConfig, args=["--planner", "hierarchical"])
     assert cfg.plan.planner == "hierarchical"
+
+
+def test_hierarchical_without_a_high_level_says_what_to_run(tiny_run):
+    from ami.agent import Heads
+    from ami.config import CostConfig
+    from ami.errors import AmiError
+    from ami.io import load_model
+    with pytest.raises(AmiError, match="ami train-high --run"):
+        Heads.load(tiny_run, load_model(tiny_run), PlanConfig(planner="hierarchical"),
+                   CostConfig())
