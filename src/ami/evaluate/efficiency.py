@@ -95,7 +95,7 @@ def _check(cfg: EfficiencyConfig) -> None:
         raise AmiError(f"--region {cfg.region}: unknown; choose one of "
                        f"{', '.join(GRID_INTENSITY)}")
     for name in ("steps", "batch_size", "eval_episodes", "episodes", "budget"):
-        if getattr(cfg, name) < 1:
+        if getattr(cfg, name) < (0 if name == "budget" else 1):
             raise AmiError(f"--{name.replace('_', '-')} must be >= 1, got {getattr(cfg, name)}")
     if cfg.pixel_plans < 1 and cfg.pixel_episodes < 1:
         raise AmiError("--pixel-plans or --pixel-episodes must be >= 1")
@@ -131,12 +131,14 @@ def _train_once(base: TrainConfig, kind: str, run: Path) -> Path:
 def _evaluate_row(cfg: EfficiencyConfig, name: str, run: Path, space: str) -> dict:
     acct = json.loads((run / "accounting.json").read_text())
     pixels_timed_only = space == "pixels" and cfg.pixel_episodes < 1
+    world = json.loads((run / "config.json").read_text())["world"]
+    ecfg = preset(EvalConfig, world)  # the world's goal rule and budget
     if pixels_timed_only:  # a short episode: exactly pixel_plans plans, unless it arrives
-        ecfg = EvalConfig(run=run, episodes=1, budget=cfg.pixel_plans * cfg.plan.replan_every)
+        ecfg = replace(ecfg, episodes=1, budget=cfg.pixel_plans * cfg.plan.replan_every)
     else:
-        ecfg = EvalConfig(run=run, episodes=cfg.pixel_episodes if space == "pixels"
-                          else cfg.eval_episodes, budget=cfg.budget)
-    ecfg = replace(ecfg, plan=cfg.plan, cost=CostConfig(goal_space=space), gif=False,
+        ecfg = replace(ecfg, episodes=cfg.pixel_episodes if space == "pixels"
+                       else cfg.eval_episodes, budget=cfg.budget or ecfg.budget)
+    ecfg = replace(ecfg, run=run, plan=cfg.plan, cost=CostConfig(goal_space=space), gif=False,
                    progress=cfg.progress)
     t = time.perf_counter()
     r = evaluate(ecfg)
