@@ -200,7 +200,8 @@ class LandmarkGraph(nn.Module):
     The predictor is only asked about macro-actions the data took from that place, and kept
     only where it agrees with what followed: a planner that searched macro-actions freely would
     find the ones it gets wrong — through walls. A path of edges is a sequence of subgoals each
-    reachable from the last.
+    reachable from the last. The edges hold for the layout of the data: a world whose walls
+    move between episodes (`--random-layout`) needs another map.
     """
 
     def __init__(self, count: int, embed_dim: int):
