@@ -63,7 +63,7 @@ def test_segment_guardrail_catches_blocks_that_cut_a_corner():
     rng = np.random.default_rng(0)
     box = Box(20, 20, 32, 36)
     z, a, label, path = _segments(rng, 6000, box)
-    assert np.allclose(path[:, -1], (z[:, :2] + 1) * 32, atol=1e-4)   # the last step ends at the end
+    assert np.allclose(path[:, -1], (z[:, :2] + 1) * 32, atol=1e-4)   # last step ends at end
     torch.manual_seed(0)
     clf = GuardrailClassifier(4, 64, block_dim=6)
     train_guardrail(clf, z, label, steps=1500, batch_size=128, lr=3e-3, actions=a)

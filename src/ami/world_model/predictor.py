@@ -61,10 +61,11 @@ class MLPPredictor(nn.Module):
         for k in range(t):
             z_flat = z_hist.flatten(1)
             if k == 0 and shared:
-                h = a_proj[0] + z_flat[:1] @ w_z if not inplace else a_proj[0].add_(z_flat[:1] @ w_z)
+                zw = z_flat[:1] @ w_z                                      # (1, W)
+                h = a_proj[0].add_(zw) if inplace else a_proj[0] + zw
             else:
-                h = torch.addmm(a_proj[k], z_flat, w_z) if not inplace else \
-                    a_proj[k].addmm_(z_flat, w_z)                          # (B, W)
+                h = a_proj[k].addmm_(z_flat, w_z) if inplace else \
+                    torch.addmm(a_proj[k], z_flat, w_z)                    # (B, W)
             h = act(h)
             for layer in hidden:
                 h = act(torch.addmm(layer.bias, h, layer.weight.t()))
