@@ -150,3 +150,6 @@ def test_config_saved_before_a_default_changed_keeps_its_old_meaning():
     assert from_dict(ModelConfig, saved).predictor_activation == "gelu"
     assert ModelConfig().predictor_activation == "silu"
     assert from_dict(ModelConfig, asdict(ModelConfig())).predictor_activation == "silu"
+    del saved["projector_bias"]   # older CNN encoders had a bias before the BatchNorm
+    assert "encoder.projector.0.bias" in WorldModel(from_dict(ModelConfig, saved)).state_dict()
+    assert "encoder.projector.0.bias" not in WorldModel(ModelConfig()).state_dict()

@@ -105,6 +105,9 @@ class ModelConfig:
     vit: ViTConfig = field(default_factory=ViTConfig)
     encoder_width: int = 16
     """Channels of the encoder's first convolution; later ones double."""
+    projector_bias: bool = False
+    """CNN encoder: a bias on the projector's first Linear (BatchNorm removes it again; older
+    checkpoints have one)."""
     predictor_width: int = 128
     """Hidden width of the predictor MLP."""
     predictor_depth: int = 3
@@ -115,7 +118,7 @@ class ModelConfig:
     existed were GELU and load as GELU."""
 
     # fields whose default changed: a saved config without them meant the old value
-    LEGACY_DEFAULTS: ClassVar[dict] = {"predictor_activation": "gelu"}
+    LEGACY_DEFAULTS: ClassVar[dict] = {"predictor_activation": "gelu", "projector_bias": True}
     history: int = 1
     """Frames of history the predictor conditions on."""
     frameskip: int = 5

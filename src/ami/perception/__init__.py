@@ -18,4 +18,5 @@ def build_encoder(cfg) -> nn.Module:
                           v.depth, v.heads, v.tubelet or 1)
     if cfg.encoder != "cnn":
         raise ValueError(f"unknown encoder {cfg.encoder!r}: cnn or vit")
-    return ConvEncoder(cfg.channels, cfg.image_size, cfg.encoder_width, cfg.embed_dim)
+    return ConvEncoder(cfg.channels, cfg.image_size, cfg.encoder_width, cfg.embed_dim,
+                       projector_bias=cfg.projector_bias)

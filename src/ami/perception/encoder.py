@@ -14,7 +14,7 @@ class ConvEncoder(nn.Module):
     """(B, C, S, S) float image in [0, 1] → (B, embed_dim)."""
 
     def __init__(self, channels: int, image_size: int, width: int, embed_dim: int,
-                 hidden: int = 256):
+                 hidden: int = 256, projector_bias: bool = False):
         super().__init__()
         layers, c, s = [], channels, image_size
         widths = [width, 2 * width, 4 * width, 4 * width]
@@ -24,16 +24,21 @@ class ConvEncoder(nn.Module):
             layers += [nn.Conv2d(c, w, kernel_size=4, stride=2, padding=1), nn.GELU()]
             c, s = w, s // 2
         self.backbone = nn.Sequential(*layers, nn.Flatten())
-        self.projector = projector(c * s * s, hidden, embed_dim)
+        self.projector = projector(c * s * s, hidden, embed_dim, projector_bias)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         return self.projector(self.backbone(x))
 
 
-def projector(in_dim: int, hidden: int, embed_dim: int) -> nn.Sequential:
-    """Features → embedding z: Linear, BatchNorm, GELU, Linear (shared by every encoder)."""
+def projector(in_dim: int, hidden: int, embed_dim: int, bias: bool = True) -> nn.Sequential:
+    """Features → embedding z: Linear, BatchNorm, GELU, Linear (shared by every encoder).
+
+    BatchNorm subtracts the first Linear's bias again, so `bias=False` loses nothing; a bias
+    there only has a zero gradient, whose rounding AdamW's normalised step turns into ±lr moves
+    that make runs on different process counts drift apart.
+    """
     return nn.Sequential(
-        nn.Linear(in_dim, hidden),
+        nn.Linear(in_dim, hidden, bias=bias),
         nn.BatchNorm1d(hidden),
         nn.GELU(),
         nn.Linear(hidden, embed_dim),
