@@ -549,8 +549,8 @@ class PretrainConfig:
     frame_stride: int = 1
     """V-JEPA: steps between a clip's frames."""
     collapse: Literal["ema", "sigreg"] = "ema"
-    """ema: EMA target encoder, stop-gradient (I-JEPA/V-JEPA); sigreg: one encoder, SIGReg on the
-    targets, no EMA and no stop-gradient (LeJEPA)."""
+    """ema: EMA target encoder, stop-gradient (I-JEPA/V-JEPA); sigreg: one encoder, SIGReg on each
+    frame's mean target token, no EMA and no stop-gradient (LeJEPA)."""
     loss: Literal["l1", "smooth_l1"] = "l1"
     """Distance between predicted and target embeddings."""
     ema_start: float = 0.996

@@ -157,7 +157,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
             if step % cfg.log_every == 0 or step == cfg.steps - 1:
                 record = {"step": step, "time": round(time.perf_counter() - t0, 3),
                           "pretrain/lr": opt.param_groups[0]["lr"],
-                          "pretrain/momentum": momentum,
+                          **({"pretrain/momentum": momentum} if cfg.collapse == "ema" else {}),
                           **{f"pretrain/{k}": float(v.detach()) for k, v in terms.items()},
                           "pretrain/token_std": _token_std(jepa, x)}
                 log.write(json.dumps(record) + "\n")
