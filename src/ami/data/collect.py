@@ -147,7 +147,10 @@ def _episodes(cfg: CollectConfig, env, indices: range):
         factory = make_policy(cfg)
         yield (run_episode(env, factory, cfg, cfg.seed, i) for i in indices)
         return
-    ctx = mp.get_context("fork" if "fork" in mp.get_all_start_methods() else "spawn")
+    # not fork: a child forked while a thread of this process (tqdm's monitor, torch's pool)
+    # holds a lock can wait on it forever; forkserver children start from a clean process
+    ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else
+                         "spawn")
     with ctx.Pool(min(cfg.workers, len(indices)), initializer=_start_worker,
                   initargs=(cfg,)) as pool:
         yield pool.imap(_worker_episode, indices, chunksize=1)
