@@ -61,9 +61,8 @@ class ActionBounds:
         a = blocks.reshape(*shape[:-1], -1, self.action_dim)           # (..., fs, A)
         if not self.box_implied_by_norm:
             a = torch.maximum(torch.minimum(a, a.new_tensor(self.high)), a.new_tensor(self.low))
-        if self.max_norm is not None:
-            n = torch.linalg.vector_norm(a, dim=-1, keepdim=True)
-            a = a * (self.max_norm / n.clamp_min_(self.max_norm))
+        if self.max_norm is not None:   # one op: each action row scaled down to max_norm
+            a = a.reshape(-1, self.action_dim).renorm(2, 0, self.max_norm)
         return a.reshape(shape)
 
 
