@@ -19,6 +19,7 @@ import gymnasium as gym
 import numpy as np
 
 from ami.config import BallisticConfig
+from ami.envs.actions import clip_action
 
 STATE_VARIABLES = ("x", "y", "vx", "vy")
 
@@ -194,12 +195,7 @@ class Ballistic(gym.Env):
         return self.render(), self._info()
 
     def step(self, action):
-        a = np.asarray(action, np.float64).reshape(2)
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be finite, got {a}")
-        n = np.linalg.norm(a)
-        if n > self.max_action_norm:
-            a = a * (self.max_action_norm / n)
+        a = clip_action(action, self.max_action_norm)
         balls = self.balls.copy()
         balls.vel[0] += a
         self.balls = self.step_balls(balls)

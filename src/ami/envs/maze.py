@@ -19,6 +19,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from ami.envs.actions import clip_action
+
 
 @dataclass(frozen=True)
 class MazeLayout:
@@ -191,12 +193,7 @@ class Maze(gym.Env):
 
     def move(self, xy: np.ndarray, action: np.ndarray) -> np.ndarray:
         """One step of the dynamics: clip the action's norm, then move x then y against walls."""
-        a = np.asarray(action, np.float64).reshape(2)
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be finite, got {a}")
-        n = np.linalg.norm(a)
-        if n > self.max_action_norm:
-            a = a * (self.max_action_norm / n)
+        a = clip_action(action, self.max_action_norm)
         lo = self.border + self.agent_radius
         hi = self.size - 1 - self.border - self.agent_radius
         x, y = float(xy[0]), float(xy[1])

@@ -30,6 +30,7 @@ import gymnasium as gym
 import numpy as np
 from PIL import Image, ImageDraw
 
+from ami.envs.actions import clip_action
 from ami.errors import AmiError
 
 WORLD = 512.0
@@ -139,12 +140,7 @@ class PushT(gym.Env):
         return self.render(), self._info()
 
     def step(self, action):
-        a = np.asarray(action, np.float64).reshape(2)
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be finite, got {a}")
-        n = np.linalg.norm(a)
-        if n > self.max_action_norm:
-            a = a * (self.max_action_norm / n)
+        a = clip_action(action, self.max_action_norm)
         lo, hi = self.wall_margin + self.agent_radius, WORLD - self.wall_margin - self.agent_radius
         target = np.clip(np.asarray(self.agent.position) + a, lo, hi)
         self._simulate(target)

@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import gymnasium as gym
 import numpy as np
 
+from ami.envs.actions import clip_action
+
 
 @dataclass(frozen=True)
 class Layout:
@@ -85,12 +87,7 @@ class TwoRooms(gym.Env):
 
     def move(self, xy: np.ndarray, action: np.ndarray) -> np.ndarray:
         """One step of the dynamics: clip the action's norm, then move x then y against walls."""
-        a = np.asarray(action, np.float64).reshape(2)
-        if not np.all(np.isfinite(a)):
-            raise ValueError(f"action must be finite, got {a}")
-        n = np.linalg.norm(a)
-        if n > self.max_action_norm:
-            a = a * (self.max_action_norm / n)
+        a = clip_action(action, self.max_action_norm)
         x, y = float(xy[0]), float(xy[1])
         in_door = self.door_lo <= y <= self.door_hi
         nx = min(max(x + a[0], self.lo), self.hi)
