@@ -20,6 +20,7 @@ import gymnasium as gym
 import numpy as np
 
 from ami.envs.actions import clip_action
+from ami.envs.dot import DotWorld
 
 
 @dataclass(frozen=True)
@@ -63,7 +64,7 @@ def random_layout(rooms: int, rng: np.random.Generator, spans: list[tuple[int, i
     return MazeLayout(rooms, tuple(doors))
 
 
-class Maze(gym.Env):
+class Maze(DotWorld):
     """An n×n grid of rooms joined by doors; pixels in, 2-D displacement actions out."""
 
     metadata = {"render_modes": ["rgb_array"], "render_fps": 10}
@@ -248,23 +249,6 @@ class Maze(gym.Env):
             self.state = self.free_position(int(rng.integers(self.rooms**2)), rng)
         self.goal = None if options.get("goal") is None else np.asarray(options["goal"], np.float32)
         return self.render(), self._info()
-
-    def step(self, action):
-        self.state = self.move(self.state, action)
-        info = self._info()
-        reward, success = -info.get("distance", 0.0), bool(info.get("success", False))
-        return self.render(), reward, success, False, info
-
-    def _info(self) -> dict:
-        info = {"state": self.state.copy()}
-        if self.goal is not None:
-            d = float(np.linalg.norm(self.state - self.goal))
-            info["distance"] = d
-            info["success"] = d <= self.success_radius
-        return info
-
-    def render(self) -> np.ndarray:
-        return self.render_state(self.state)
 
     def render_state(self, xy: np.ndarray,
                      colour: tuple[float, float, float] | None = None) -> np.ndarray:
