@@ -1,4 +1,4 @@
-"""The loop the dot worlds share (Two-Rooms, the maze): move, report, render.
+"""What the dot worlds share (Two-Rooms, the maze): the step loop, state access, success.
 
 A subclass provides `move(xy, action) -> xy`, `render_state(xy) -> frame`, `state`, `goal` and
 `success_radius`.
@@ -29,3 +29,24 @@ class DotWorld(gym.Env):
 
     def render(self) -> np.ndarray:
         return self.render_state(self.state)
+
+    @staticmethod
+    def state_names(size: int) -> list[str]:
+        """Names of the recorded state's entries."""
+        return ["x", "y"][:size]
+
+    # ----------------------------------------------------------------- state access
+    def get_state(self) -> np.ndarray:
+        return self.state.copy()
+
+    def set_state(self, state: np.ndarray) -> None:
+        self.state = np.asarray(state, np.float32).copy()
+
+    def set_goal(self, goal: np.ndarray | None) -> None:
+        self.goal = None if goal is None else np.asarray(goal, np.float32).copy()
+
+    def is_success(self, state: np.ndarray | None = None) -> bool:
+        if self.goal is None:
+            return False
+        s = self.state if state is None else state
+        return float(np.linalg.norm(np.asarray(s) - self.goal)) <= self.success_radius

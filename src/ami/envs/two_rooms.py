@@ -163,24 +163,3 @@ class TwoRooms(DotWorld):
         img[..., 0] = np.maximum(img[..., 0], dot)
         img[..., 1] = np.maximum(img[..., 1], dot // 2)
         return img
-
-    @staticmethod
-    def state_names(size: int) -> list[str]:
-        """Names of the recorded state's entries."""
-        return ["x", "y"][:size]
-
-    # ----------------------------------------------------------------- state access
-    def get_state(self) -> np.ndarray:
-        return self.state.copy()
-
-    def set_state(self, state: np.ndarray) -> None:
-        self.state = np.asarray(state, np.float32).copy()
-
-    def set_goal(self, goal: np.ndarray | None) -> None:
-        self.goal = None if goal is None else np.asarray(goal, np.float32).copy()
-
-    def is_success(self, state: np.ndarray | None = None) -> bool:
-        if self.goal is None:
-            return False
-        s = self.state if state is None else state
-        return float(np.linalg.norm(np.asarray(s) - self.goal)) <= self.success_radius
