@@ -46,7 +46,7 @@ from ami.distributed import (
 )
 from ami.energy import Accounting, FlopTally
 from ami.envs import WORLDS
-from ami.errors import AmiError
+from ami.errors import AmiError, check_rules
 from ami.io import (
     CHECKPOINT_FILE,
     MODEL_FILE,
@@ -160,12 +160,7 @@ def check_train_config(cfg: TrainConfig) -> None:
         ("model.predictor_depth", m.predictor_depth >= 2, ">= 2"),
         ("model.history", m.history >= 1, ">= 1"), ("model.frameskip", m.frameskip >= 1, ">= 1"),
     ]
-    for name, ok, want in rules:
-        if not ok:
-            value = cfg
-            for part in name.split("."):
-                value = getattr(value, part)
-            raise AmiError(f"--{name.replace('_', '-')} must be {want}, got {value}")
+    check_rules(cfg, rules)
 
 
 def train(cfg: TrainConfig) -> Path:

@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from ami.config import PretrainConfig, ViTConfig, to_dict
 from ami.data.media import open_frames, sample_clips
 from ami.device import resolve_device
-from ami.errors import AmiError
+from ami.errors import AmiError, check_rules
 from ami.io import ENCODER_FILE, check_state_dict, load_encoder, save_encoder, write_json
 from ami.perception.jepa import JEPA, MaskedPredictor, momentum_at
 from ami.perception.masks import batch_indices, multiblock_mask, tube_mask
@@ -80,12 +80,7 @@ def check_pretrain_config(cfg: PretrainConfig, vit: ViTConfig) -> None:
     if cfg.method == "vjepa":
         rules.append(("frames", cfg.frames % vit.tubelet == 0,
                       f"a multiple of the tubelet ({vit.tubelet})"))
-    for name, ok, want in rules:
-        if not ok:
-            value = cfg
-            for part in name.split("."):
-                value = getattr(value, part)
-            raise AmiError(f"--{name.replace('_', '-')} must be {want}, got {value}")
+    check_rules(cfg, rules)
     for name in ("target_scale", "context_scale"):
         lo, hi = getattr(cfg, name)
         if not 0 < lo <= hi <= 1:
