@@ -13,6 +13,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 
 from ami.actor.planner import ActionBounds, Planner, PlanningResult, final_result
+from ami.optim import fit
 
 
 class GoalConditionedPolicy(nn.Module):
@@ -54,23 +55,13 @@ def train_policy(policy: GoalConditionedPolicy, z: np.ndarray, actions: np.ndarr
                  seed: int = 0, progress=None) -> list[float]:
     """Regress the taken action block on (z, hindsight goal); returns the loss per step."""
     rng = np.random.default_rng(seed)
-    opt = torch.optim.AdamW(policy.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    losses = []
-    policy.train()
-    for _ in range(steps):
+
+    def batch_loss():
         zt, zg, a = hindsight_pairs(z, actions, starts, lengths, frameskip, max_blocks,
                                     batch_size, rng)
         pred = policy(torch.from_numpy(zt), torch.from_numpy(zg))
-        loss = F.mse_loss(pred, torch.from_numpy(a) / action_scale)
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-        if progress is not None:
-            progress(losses[-1])
-    return losses
+        return F.mse_loss(pred, torch.from_numpy(a) / action_scale)
+    return fit(policy, batch_loss, steps, lr, progress)
 
 
 class PolicyActor:

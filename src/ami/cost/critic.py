@@ -14,6 +14,8 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from ami.optim import fit
+
 
 class Critic(nn.Module):
     """(…, D), (…, D) → predicted action blocks still to go (…)."""
@@ -57,19 +59,11 @@ def train_critic(critic: Critic, z: np.ndarray, starts: np.ndarray, lengths: np.
                  ) -> list[float]:
     """Expectile regression of the blocks between a frame and a later frame of its episode."""
     rng = np.random.default_rng(seed)
-    opt = torch.optim.AdamW(critic.parameters(), lr=lr, weight_decay=1e-4)
-    sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, steps)
-    losses = []
-    critic.train()
-    for _ in range(steps):
+
+    def batch_loss():
         t, g, k = temporal_pairs(starts, lengths, frameskip, max_blocks, batch_size, rng)
         err = torch.from_numpy(k) - critic(torch.from_numpy(z[t]), torch.from_numpy(z[g]))
         # asymmetric squared error: over-estimates cost (1 − τ), under-estimates τ
         weight = torch.where(err < 0, 1 - expectile, expectile)
-        loss = (weight * err.pow(2)).mean()
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        opt.step()
-        sched.step()
-        losses.append(loss.item())
-    return losses
+        return (weight * err.pow(2)).mean()
+    return fit(critic, batch_loss, steps, lr)
