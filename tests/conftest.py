@@ -28,3 +28,22 @@ def tiny_train_config(data, run, steps=60) -> TrainConfig:
 def tiny_run(tiny_data, tmp_path_factory):
     from ami.train import train
     return train(tiny_train_config(tiny_data, tmp_path_factory.mktemp("runs") / "tiny"))
+
+
+def train_killed_after(cfg: TrainConfig, step: int, monkeypatch) -> None:
+    """Run `train(cfg)` as if killed right after its checkpoint at `step` was written (the
+    step's learning rate is asked for only after that checkpoint)."""
+    import importlib
+    module = importlib.import_module("ami.train")  # `ami.train` is also the function
+    real_lr_at = module.lr_at
+
+    def stop(s, c):
+        if s == step:
+            raise KeyboardInterrupt
+        return real_lr_at(s, c)
+    monkeypatch.setattr(module, "lr_at", stop)
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            module.train(cfg)
+    finally:
+        monkeypatch.undo()

@@ -6,7 +6,6 @@ Skipped where there is no GPU; where there is one, these run the real training l
 from __future__ import annotations
 
 import contextlib
-import importlib
 import json
 from dataclasses import replace
 
@@ -23,7 +22,7 @@ from ami.distributed import Ranks
 from ami.io import load_model
 from ami.train import train
 
-from .conftest import tiny_train_config
+from .conftest import tiny_train_config, train_killed_after
 from .test_distributed import (
     TOLERANCE,
     WORLD,
@@ -112,18 +111,8 @@ def test_a_gpu_run_resumes_to_the_weights_of_an_uninterrupted_one(tiny_data, tmp
                   bf16=False, checkpoint_every=4)
     with full_fp32():
         whole = train(cfg)
-        module = importlib.import_module("ami.train")
-        real_lr_at = module.lr_at
-
-        def stop_after_the_checkpoint_at_8(step, c):
-            if step == 8:
-                raise KeyboardInterrupt
-            return real_lr_at(step, c)
-        monkeypatch.setattr(module, "lr_at", stop_after_the_checkpoint_at_8)
         run = tmp_path / "resumed"
-        with pytest.raises(KeyboardInterrupt):
-            train(replace(cfg, run=run))
-        monkeypatch.undo()
+        train_killed_after(replace(cfg, run=run), 8, monkeypatch)
         train(replace(cfg, run=None, resume=run))
     frames = EpisodeDataset.load(tiny_data).frames[:64]
     a = load_model(whole, "cuda").train().encode(frames).detach()

@@ -7,7 +7,6 @@ with every loss term, SIGReg and the projector's BatchNorm included; the whole t
 
 from __future__ import annotations
 
-import importlib
 import json
 import os
 import subprocess
@@ -17,7 +16,6 @@ from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
-import pytest
 import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
@@ -29,7 +27,7 @@ from ami.io import load_model
 from ami.train import JEPAObjective, train
 from ami.world_model import WorldModel
 
-from .conftest import tiny_train_config
+from .conftest import tiny_train_config, train_killed_after
 
 WORLD = 2
 ENV = {**os.environ, "OMP_NUM_THREADS": "1"}
@@ -165,18 +163,8 @@ def test_torchrun_resumes_a_run_to_the_weights_one_process_ends_with(tiny_data, 
     cfg = step_config(tiny_data, tmp_path / "whole")
     whole = train(cfg)
 
-    module = importlib.import_module("ami.train")  # `ami.train` is also the function
-    real_lr_at = module.lr_at
-
-    def stop_after_the_checkpoint_at_3(step, c):
-        if step == 3:
-            raise KeyboardInterrupt  # as if killed once checkpoint.safetensors held step 3
-        return real_lr_at(step, c)
-    monkeypatch.setattr(module, "lr_at", stop_after_the_checkpoint_at_3)
-    half = tmp_path / "half"
-    with pytest.raises(KeyboardInterrupt):
-        train(replace(cfg, run=half))
-    monkeypatch.undo()
+    half = tmp_path / "half"   # as if killed once checkpoint.safetensors held step 3
+    train_killed_after(replace(cfg, run=half), 3, monkeypatch)
     assert not (half / "model.safetensors").exists()
 
     proc = subprocess.run(

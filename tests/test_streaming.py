@@ -28,7 +28,7 @@ from ami.errors import AmiError
 from ami.io import CHECKPOINT_FILE
 from ami.train import train
 
-from .conftest import tiny_train_config
+from .conftest import tiny_train_config, train_killed_after
 from .test_properties import episode_sets, write
 
 
@@ -86,18 +86,8 @@ def test_streaming_trains_to_the_in_memory_weights_and_resumes_the_same(tiny_dat
     memory = train(cfg)
 
     # streaming with two worker processes, stopped after its checkpoint at step 4, then resumed
-    module = importlib.import_module("ami.train")  # `ami.train` is also the function
-    real_lr_at = module.lr_at
-
-    def stop_after_the_checkpoint_at_4(step, c):
-        if step == 4:
-            raise KeyboardInterrupt
-        return real_lr_at(step, c)
-    monkeypatch.setattr(module, "lr_at", stop_after_the_checkpoint_at_4)
     run = tmp_path / "stream"
-    with pytest.raises(KeyboardInterrupt):
-        train(replace(cfg, run=run, stream=True, workers=2))
-    monkeypatch.undo()
+    train_killed_after(replace(cfg, run=run, stream=True, workers=2), 4, monkeypatch)
     train(replace(cfg, run=None, resume=run, stream=True, workers=2))
 
     a, b = load_file(memory / CHECKPOINT_FILE), load_file(run / CHECKPOINT_FILE)
