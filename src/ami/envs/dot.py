@@ -1,7 +1,7 @@
 """What the dot worlds share (Two-Rooms, the maze): the step loop, state access, success.
 
-A subclass provides `move(xy, action) -> xy`, `render_state(xy) -> frame`, `state`, `goal` and
-`success_radius`.
+A subclass provides `move(xy, action) -> xy`, `_background` (the walls, (S, S, 3) uint8),
+`_grid` (pixel centres), `agent_sigma`, `state`, `goal` and `success_radius`.
 """
 
 from __future__ import annotations
@@ -29,6 +29,25 @@ class DotWorld(gym.Env):
 
     def render(self) -> np.ndarray:
         return self.render_state(self.state)
+
+    def render_state(self, xy: np.ndarray,
+                     colour: tuple[float, float, float] | None = None) -> np.ndarray:
+        """The frame the dot at `xy` would produce, (S, S, 3) uint8: an orange Gaussian dot.
+        `colour` (weights per channel in [0, 1]) paints it otherwise; only the colour control of
+        the violation-of-expectation suite does."""
+        s2 = 2 * self.agent_sigma**2
+        gx = np.exp(-((self._grid - xy[0]) ** 2) / s2)
+        gy = np.exp(-((self._grid - xy[1]) ** 2) / s2)
+        dot = (255 * np.outer(gy, gx)).astype(np.uint8)  # (H, W): rows are y
+        img = self._background.copy()
+        for c, weight in enumerate((1.0, 0.5, 0.0) if colour is None else colour):
+            if weight:
+                img[..., c] = np.maximum(img[..., c], (dot * weight).astype(np.uint8))
+        return img
+
+    def background(self) -> np.ndarray:
+        """The world without the dot, (S, S, 3) uint8."""
+        return self._background.copy()
 
     @staticmethod
     def state_names(size: int) -> list[str]:

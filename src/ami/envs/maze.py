@@ -250,25 +250,6 @@ class Maze(DotWorld):
         self.goal = None if options.get("goal") is None else np.asarray(options["goal"], np.float32)
         return self.render(), self._info()
 
-    def render_state(self, xy: np.ndarray,
-                     colour: tuple[float, float, float] | None = None) -> np.ndarray:
-        """The frame the dot at `xy` would produce, (size, size, 3) uint8; `colour` (weights
-        per channel in [0, 1]) paints the dot otherwise, as in Two-Rooms."""
-        s2 = 2 * self.agent_sigma**2
-        gx = np.exp(-((self._grid - xy[0]) ** 2) / s2)
-        gy = np.exp(-((self._grid - xy[1]) ** 2) / s2)
-        dot = (255 * np.outer(gy, gx)).astype(np.uint8)  # (H, W): rows are y
-        img = self._background.copy()
-        weights = (1.0, 0.5, 0.0) if colour is None else colour
-        for c, weight in enumerate(weights):
-            if weight:
-                img[..., c] = np.maximum(img[..., c], (dot * weight).astype(np.uint8))
-        return img
-
-    def background(self) -> np.ndarray:
-        """The maze without the dot, (size, size, 3) uint8."""
-        return self._background.copy()
-
 
 def random_layout_of(maze: Maze, rng: np.random.Generator) -> MazeLayout:
     """A random layout that fits `maze`'s rooms and doors."""

@@ -145,21 +145,3 @@ class TwoRooms(DotWorld):
             self.state = self.free_position(int(rng.integers(2)), rng)
         self.goal = None if options.get("goal") is None else np.asarray(options["goal"], np.float32)
         return self.render(), self._info()
-
-    def render_state(self, xy: np.ndarray,
-                     colour: tuple[float, float, float] | None = None) -> np.ndarray:
-        """The frame the dot at `xy` would produce, (64, 64, 3) uint8. `colour` (weights per
-        channel in [0, 1]) paints the dot otherwise; only the colour control of the
-        violation-of-expectation suite does, the world's dot is always orange."""
-        s2 = 2 * self.agent_sigma**2
-        gx = np.exp(-((self._grid - xy[0]) ** 2) / s2)
-        gy = np.exp(-((self._grid - xy[1]) ** 2) / s2)
-        dot = (255 * np.outer(gy, gx)).astype(np.uint8)  # (H, W): rows are y
-        img = self._background.copy()
-        if colour is not None:
-            for c, weight in enumerate(colour):
-                img[..., c] = np.maximum(img[..., c], (dot * weight).astype(np.uint8))
-            return img
-        img[..., 0] = np.maximum(img[..., 0], dot)
-        img[..., 1] = np.maximum(img[..., 1], dot // 2)
-        return img

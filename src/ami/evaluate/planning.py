@@ -166,9 +166,7 @@ def _subgoal_figure(agent: Agent, env, path: np.ndarray, goal: np.ndarray, seed:
     plans = agent.mpc.planner.subgoal_plans                              # [(H, D)] per plan
     probe = agent.heads.position_probe
     firsts = probe(torch.stack([p[0] for p in plans])).numpy()
-    background = env.background() if hasattr(env, "background") else env.render_state(
-        np.array([-100.0, -100.0]))
-    save_subgoal_figure(background, path, firsts, goal, out, probe(plans[0]).numpy(),
+    save_subgoal_figure(env.background(), path, firsts, goal, out, probe(plans[0]).numpy(),
                         env.success_radius, title=f"episode seed {seed}")
     return firsts.round(2).tolist()
 
