@@ -24,18 +24,18 @@ from ami.cost.guardrail import Box, GuardrailClassifier, train_guardrail
 from ami.data.dataset import EpisodeDataset
 from ami.data.windows import WindowSampler
 from ami.errors import AmiError
-from ami.io import atomic_write, check_state_dict, load_model, read_safetensors, write_json
+from ami.evaluate.probes import embed_frames
+from ami.io import (
+    atomic_write,
+    check_model_fits,
+    check_state_dict,
+    load_model,
+    read_safetensors,
+    write_json,
+)
 
 POLICY_FILE, CRITIC_FILE, GUARDRAIL_FILE = ("policy.safetensors", "critic.safetensors",
                                             "guardrail.safetensors")
-
-
-@torch.no_grad()
-def encode_all(model, frames: np.ndarray, batch: int = 1024) -> np.ndarray:
-    """Embeddings (N, D) of frames (N, H, W, C), in batches."""
-    model.eval()
-    return torch.cat([model.encode(frames[i:i + batch]) for i in range(0, len(frames), batch)]
-                     ).numpy()
 
 
 def frozen_embeddings(run: Path, data_path: Path | None):
@@ -49,9 +49,9 @@ def frozen_embeddings(run: Path, data_path: Path | None):
             raise AmiError(f"{run}: cannot tell which data it was trained on ({e}); "
                            f"pass --data") from None
     data = EpisodeDataset.load(data_path)
-    if data.image_shape != (model.cfg.image_size, model.cfg.image_size, model.cfg.channels):
-        raise AmiError(f"{data_path}: images {data.image_shape} do not fit the model of {run}")
-    return model, data, encode_all(model, data.frames)
+    check_model_fits(model.cfg, data.image_shape, data.action_dim, f"data {data_path}",
+                     f"run {run}")
+    return model, data, embed_frames(model, data.frames)
 
 
 def save_head(module: nn.Module, path: Path, cfg) -> Path:
