@@ -147,9 +147,6 @@ class EpisodeFrames:
                                   self.image_size, self.channels) for f in clip])
         return clip
 
-    def states(self, item: int) -> np.ndarray | None:
-        return self.stream.episode(item).get("states")
-
 
 def open_frames(path: str | Path, image_size: int = 0, channels: int = 0
                 ) -> ImageFolder | VideoFolder | EpisodeFrames:

@@ -117,7 +117,6 @@ class Maze(DotWorld):
             solid[:, x0:x1] = True
             solid[x0:x1, :] = True
         self.graph: dict[int, list[int]] = {r: [] for r in range(n * n)}
-        self.doors: list[tuple[float, float]] = []          # door centres (x, y), for policies
         self._door_at: dict[tuple[int, int], tuple[float, float]] = {}
         for a, b_, start in layout.doors:
             ra, ca = divmod(a, n)
@@ -131,7 +130,6 @@ class Maze(DotWorld):
                 centre = (start + w / 2, (y0 + y1) / 2)
             self.graph[a].append(b_)
             self.graph[b_].append(a)
-            self.doors.append(centre)
             self._door_at[(a, b_)] = self._door_at[(b_, a)] = centre
         self.solid = solid
         self._rects = self._wall_rects(solid)
