@@ -11,6 +11,7 @@ only its context. An image is a clip of one frame, repeated to fill a tubelet (a
 
 from __future__ import annotations
 
+import functools
 import math
 
 import torch
@@ -20,6 +21,7 @@ import torch.nn.functional as F
 from ami.perception.encoder import projector
 
 
+@functools.lru_cache(maxsize=16)   # the predictor asks for it every step; callers only index it
 def sincos_positions(grid: tuple[int, int, int], dim: int) -> torch.Tensor:
     """Fixed positions (T·H·W, dim) for a (T, H, W) token grid, row-major (t, h, w).
 
