@@ -163,10 +163,11 @@ class GlobalBatchNorm1d(nn.BatchNorm1d):
         if not (self.training and dist.is_available() and dist.is_initialized()
                 and dist.get_world_size() > 1):
             return super().forward(x)
-        count = torch.tensor([float(x.shape[0])], device=x.device)
-        dist.all_reduce(count)
         xf = x.float()
-        mean = sum_over_ranks(xf.sum(0)) / count                    # (C,)
+        # Σ x and the global sample count in one collective: (C + 1,)
+        total = sum_over_ranks(torch.cat([xf.sum(0), xf.new_full((1,), x.shape[0])]))
+        count = total[-1]
+        mean = total[:-1] / count                                   # (C,)
         centred = xf - mean
         var = sum_over_ranks((centred * centred).sum(0)) / count   # (C,), biased, as BN
         y = centred * torch.rsqrt(var + self.eps)
