@@ -22,7 +22,7 @@ from safetensors.torch import save_file
 from tqdm.auto import tqdm
 
 from ami.config import HighLevelConfig, ModelConfig, to_dict
-from ami.errors import AmiError
+from ami.errors import AmiError, check_rules
 from ami.heads import frozen_embeddings
 from ami.io import atomic_write, check_state_dict, read_safetensors, write_json
 from ami.world_model.hierarchy import (
@@ -41,12 +41,10 @@ HELD_OUT = 0.1      # share of episodes kept out of training, to score the high 
 
 def train_high(cfg: HighLevelConfig) -> Path:
     """Train and save the high level of `cfg.run`; returns the path of high.safetensors."""
-    for name, low in [("blocks", 1), ("macro_dim", 1), ("width", 1), ("depth", 2), ("window", 1),
-                      ("steps", 1), ("batch_size", 1), ("landmarks", 2), ("edge_samples", 1),
-                      ("min_edge_count", 1), ("probe_steps", 0)]:
-        value = getattr(cfg, name)
-        if value < low:
-            raise AmiError(f"--{name.replace('_', '-')} must be >= {low}, got {value}")
+    check_rules(cfg, [(name, getattr(cfg, name) >= low, f">= {low}") for name, low in [
+        ("blocks", 1), ("macro_dim", 1), ("width", 1), ("depth", 2), ("window", 1), ("steps", 1),
+        ("batch_size", 1), ("landmarks", 2), ("edge_samples", 1), ("min_edge_count", 1),
+        ("probe_steps", 0)]])
     t0 = time.perf_counter()
     model, data, z = frozen_embeddings(cfg.run, cfg.data)
     m = model.cfg
