@@ -71,3 +71,17 @@ def test_seeded_reset_is_deterministic_and_random_layout_moves_the_wall():
 def test_unknown_world_suggests_names():
     with pytest.raises(AmiError, match="two_rooms"):
         make_env("two_room")
+
+
+def test_far_goal_rule_keeps_both_ends_from_the_door_and_is_two_rooms_only():
+    from ami.envs import Maze
+    from ami.evaluate.planning import sample_task_states
+    env = TwoRooms()
+    door = np.array([env.layout.wall_x, env.layout.door_center])
+    rng = np.random.default_rng(0)
+    for _ in range(50):
+        start, goal = sample_task_states(env, "far", rng, None)
+        assert np.linalg.norm(start - door) >= 20 and np.linalg.norm(goal - door) >= 20
+        assert (start[0] < door[0]) != (goal[0] < door[0])          # different rooms
+    with pytest.raises(AmiError, match="far is Two-Rooms'"):
+        sample_task_states(Maze(), "far", rng, None)

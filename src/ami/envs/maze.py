@@ -220,12 +220,10 @@ class Maze(DotWorld):
         return np.array([rng.uniform(x0 + g, x1 - 1 - g), rng.uniform(y0 + g, y1 - 1 - g)],
                         np.float32)
 
-    def sample_start_and_goal(self, rng: np.random.Generator, min_door_distance: float = 0.0,
-                              min_rooms: int = 1, max_rooms: int | None = None
-                              ) -> tuple[np.ndarray, np.ndarray]:
+    def sample_start_and_goal(self, rng: np.random.Generator, min_rooms: int = 1,
+                              max_rooms: int | None = None) -> tuple[np.ndarray, np.ndarray]:
         """Start and goal uniform inside two rooms that are min_rooms..max_rooms rooms apart
-        through the doors (exactly k: min_rooms = max_rooms = k). `min_door_distance` is
-        Two-Rooms' far rule; maze rooms are too small for it, so it is not used here."""
+        through the doors (exactly k: min_rooms = max_rooms = k)."""
         top = int(self._distances.max()) if max_rooms is None else max_rooms
         pairs = np.argwhere((self._distances >= min_rooms) & (self._distances <= top))
         if len(pairs) == 0:

@@ -17,7 +17,7 @@ from ami.agent import Agent, Heads, Task
 from ami.config import EvalConfig, to_dict
 from ami.cost.guardrail import Box
 from ami.energy import Accounting, count_flops
-from ami.envs import WORLDS
+from ami.envs import WORLDS, TwoRooms
 from ami.errors import AmiError
 from ami.evaluate.goals import GOAL_RULES as MORE_GOAL_RULES
 from ami.evaluate.goals import eval_world
@@ -35,10 +35,14 @@ def sample_task_states(env, rule: str, rng: np.random.Generator, box: Box | None
                        min_rooms: int | None = None):
     """Start and goal by the protocol's rule; neither inside the forbidden box, if any. In a
     maze, the goal's room is at least `min_rooms` rooms from the start's."""
-    rooms = {"min_rooms": min_rooms} if min_rooms and hasattr(env, "room_distance") else {}
+    options = {"min_rooms": min_rooms} if min_rooms and hasattr(env, "room_distance") else {}
+    if rule == "far":   # Two-Rooms' rule: its one door is what "far" is measured from
+        if not isinstance(env, TwoRooms):
+            raise AmiError(f"--goal-rule far is Two-Rooms' (both 20 px from its door); in "
+                           f"{type(env).__name__} use rooms (and --min-rooms in a maze)")
+        options["min_door_distance"] = 20.0
     for _ in range(10_000):
-        start, goal = env.sample_start_and_goal(rng, min_door_distance=20.0 if rule == "far"
-                                                else 0.0, **rooms)
+        start, goal = env.sample_start_and_goal(rng, **options)
         if box is None or not (box.contains(start) or box.contains(goal)):
             return start, goal
     raise AmiError(f"no start and goal outside the forbidden box {box} after 10000 draws")
