@@ -90,14 +90,16 @@ def test_heads_guardrail_critic_and_finetune_smoke(tiny_run, tmp_path):
     assert result["violation_rate"] is not None
     first = result["per_episode"][0]["cost_terms_first_plan"]
     assert set(first) == {"goal", "effort", "critic", "guardrail"}
-    out = tmp_path / "ft"
+    out = tmp_path / "ft"   # the agent plans with the heads it is told to: a Mode-1 first guess
+    assert main(["train-policy", "--run", str(run), "--steps", "5", "--batch-size", "16"]) == 0
     assert main(["finetune", "--run", str(run), "--out", str(out), "--episodes", "2",
                  "--budget", "20", "--steps", "3", "--batch-size", "8", "--plan.samples", "16",
-                 "--plan.iterations", "2", "--plan.elites", "4"]) == 0
+                 "--plan.iterations", "2", "--plan.elites", "4", "--plan.policy-init"]) == 0
     report = json.loads((out / "finetune.json").read_text())
     assert report["agent_episodes"] == 2
     assert report["prediction_error_after"]["agent_episodes"] > 0
-    assert (out / "model.safetensors").exists() and (out / "critic.safetensors").exists()
+    for name in ("model", "critic", "guardrail", "policy"):
+        assert (out / f"{name}.safetensors").exists(), name
 
 
 def test_eval_refuses_a_world_without_goals(tiny_run, tmp_path):

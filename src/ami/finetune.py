@@ -19,13 +19,15 @@ import torch
 from tqdm.auto import tqdm
 
 from ami.actor import ActionBounds
-from ami.agent import Agent, Task
-from ami.config import FinetuneConfig, TrainConfig, from_dict, to_dict
+from ami.agent import Agent, Heads, Task
+from ami.config import CostConfig, FinetuneConfig, TrainConfig, from_dict, to_dict
 from ami.data.dataset import EpisodeDataset, EpisodeWriter
 from ami.data.windows import WindowSampler
 from ami.envs import make_env
 from ami.errors import AmiError
 from ami.evaluate.planning import sample_task_states
+from ami.heads import CRITIC_FILE, GUARDRAIL_FILE, POLICY_FILE
+from ami.hierarchy import HIGH_FILE
 from ami.io import load_model, save_model, write_json
 from ami.train import jepa_loss
 
@@ -81,8 +83,9 @@ def finetune(cfg: FinetuneConfig) -> dict:
     saved = json.loads((run / "config.json").read_text())
     train_cfg = from_dict(TrainConfig, saved["train"])
     env = make_env(saved["world"])
-    agent = Agent(model, ActionBounds.of(env), keep_frames=True,
-                  memory_capacity=cfg.episodes * cfg.budget + 1)
+    # the heads the plan asks for (a Mode-1 policy, a high level), as `ami eval` loads them
+    agent = Agent(model, ActionBounds.of(env), Heads.load(run, model, cfg.plan, CostConfig()),
+                  keep_frames=True, memory_capacity=cfg.episodes * cfg.budget + 1)
     out.mkdir(parents=True, exist_ok=True)
     n = collect_agent_episodes(agent, env, saved["world"], cfg, out / AGENT_DATA)
     if n == 0:
@@ -136,7 +139,7 @@ def finetune(cfg: FinetuneConfig) -> dict:
     model.encoder.requires_grad_(True)
     save_model(model.eval(), out)
     write_json(out / "config.json", {**saved, "finetuned_from": str(run)})
-    for head in ("policy.safetensors", "critic.safetensors", "guardrail.safetensors"):
+    for head in (POLICY_FILE, CRITIC_FILE, GUARDRAIL_FILE, HIGH_FILE):
         if (run / head).exists():  # heads read the encoder's embeddings: keep them beside it
             shutil.copy2(run / head, out / head)
     report = {"run": str(out), "agent_episodes": n, "windows": len(mine),
