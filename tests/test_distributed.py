@@ -138,6 +138,10 @@ def test_two_ranks_compute_the_gradients_and_the_training_of_one_process(tiny_da
         # eval-mode embeddings use BatchNorm's running mean, which follows the bias below
         assert abs(r["train/effective_rank"] - s["train/effective_rank"]) < 1e-2
     assert json.loads((two / "train_summary.json").read_text())["processes"] == WORLD
+    # one meter sees one process: across ranks the energy is the CPU-seconds estimate of all
+    acct = json.loads((two / "accounting.json").read_text())
+    assert acct["energy_method"].startswith("estimate") and not acct["energy_measured_kwh"]
+    assert acct["energy_kwh"] == acct["energy_kwh_estimate"]
 
 
 # The projector's first Linear feeds BatchNorm, which subtracts its bias again: that bias's

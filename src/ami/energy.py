@@ -147,7 +147,8 @@ class Accounting:
     def start(self) -> Accounting:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
-            self._nvml = _NvmlEnergy.start(self.device)
+            if self.meter != "estimate":
+                self._nvml = _NvmlEnergy.start(self.device)
         if self.meter in ("auto", "codecarbon"):
             self._tracker = _start_codecarbon(required=self.meter == "codecarbon")
         self._wall0, self._cpu0 = time.perf_counter(), cpu_seconds()

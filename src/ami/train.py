@@ -213,7 +213,10 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
     torch.manual_seed(cfg.seed)
     rng = np.random.default_rng(cfg.seed)
     model = build_world_model(mcfg).to(device)
-    acct = Accounting("train", model.num_parameters(), device).start()
+    # a meter sees one process; with several ranks the energy is estimated from the CPU
+    # seconds of all of them (summed below), so that kWh and CPU seconds describe one run
+    acct = Accounting("train", model.num_parameters(), device,
+                      meter="auto" if ranks.world == 1 else "estimate").start()
     flops = FlopTally()  # one real step's forward and backward, counted on this rank
     # counted on a run's first step only, and kept in its checkpoints: counting dispatches
     # through another path, and a resumed run must compute what an uninterrupted one computed
