@@ -79,11 +79,7 @@ def jepa_loss(model: WorldModel, frames: torch.Tensor, actions: torch.Tensor, cf
     h = model.cfg.history
     z = model.encode(frames)                                   # (B, n, D)
     b, n, d = z.shape
-    # teacher-forced one-step predictions for every frame after the first h
-    z_hist = z.unfold(1, h, 1)[:, : n - h].permute(0, 1, 3, 2)  # (B, n-h, h, D)
-    a = actions[:, h - 1 : n - 1]                               # (B, n-h, fs·A)
-    z_pred = model.predict(z_hist.reshape(-1, h, d), a.reshape(b * (n - h), -1))
-    pred = F.mse_loss(z_pred.reshape(b, n - h, d), z[:, h:])
+    pred = F.mse_loss(model.teacher_forced(z, actions), z[:, h:])
     # SIGReg tests the distribution of the global batch: every rank's embeddings, gathered
     reg = sigreg(gather_batch(z.reshape(b * n, d).float()), cfg.sigreg_projections, generator)
     terms = {"pred": pred, "sigreg": reg}

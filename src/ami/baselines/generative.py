@@ -75,15 +75,10 @@ def generative_loss(model: GenerativeWorldModel, frames: torch.Tensor, actions: 
                     ) -> dict[str, torch.Tensor]:
     """Loss terms of one batch of windows: frames (B, n, H, W, C) uint8, actions (B, n-1, fs·A);
     the same windows and teacher-forced predictions as the JEPA loss, scored in pixels."""
-    h = model.cfg.history
     z = model.encode(frames)                                   # (B, n, D)
-    b, n, d = z.shape
     x = pixels(frames.to(z.device))                            # (B, n, C, H, W)
     recon = F.mse_loss(model.decode(z), x)
-    z_hist = z.unfold(1, h, 1)[:, : n - h].permute(0, 1, 3, 2)  # (B, n-h, h, D)
-    a = actions[:, h - 1 : n - 1]                               # (B, n-h, fs·A)
-    z_pred = model.predict(z_hist.reshape(-1, h, d), a.reshape(b * (n - h), -1))
-    pred = F.mse_loss(model.decode(z_pred).reshape(b, n - h, *x.shape[2:]), x[:, h:])
+    pred = F.mse_loss(model.decode(model.teacher_forced(z, actions)), x[:, model.cfg.history:])
     return {"pred": pred, "recon": recon, "loss": pred + recon}
 
 

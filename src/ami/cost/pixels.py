@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from ami.baselines.generative import pixels
 from ami.errors import AmiError
 
 
@@ -22,8 +23,7 @@ class PixelGoalDistance:
         if mode not in ("final", "sum"):
             raise ValueError(f"goal cost mode must be 'final' or 'sum', got {mode!r}")
         self.model, self.mode, self.weight = model, mode, weight
-        x = torch.as_tensor(np.asarray(goal_obs), device=model.device)
-        self.x_goal = x.movedim(-1, -3).float().div(255.0)                # (C, H, W)
+        self.x_goal = pixels(torch.as_tensor(np.asarray(goal_obs), device=model.device))  # (C,H,W)
 
     def __call__(self, z_pred, actions):
         z = z_pred[:, -1:] if self.mode == "final" else z_pred             # (S, T', D)

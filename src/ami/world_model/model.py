@@ -46,6 +46,16 @@ class WorldModel(nn.Module):
         """z_hist (B, h, D), action block (B, fs·A) → ẑ_next (B, D)."""
         return self.predictor(z_hist, action / self.cfg.action_scale)
 
+    def teacher_forced(self, z: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
+        """One-step predictions of every frame after the first h of windows z (B, n, D), each
+        from the true history before it, actions (B, n-1, fs·A) → (B, n-h, D)."""
+        h = self.cfg.history
+        b, n, d = z.shape
+        z_hist = z.unfold(1, h, 1)[:, : n - h].permute(0, 1, 3, 2)  # (B, n-h, h, D)
+        a = actions[:, h - 1 : n - 1]                               # (B, n-h, fs·A)
+        return self.predict(z_hist.reshape(-1, h, d), a.reshape(b * (n - h), -1)).reshape(
+            b, n - h, d)
+
     def rollout(self, z_hist: torch.Tensor, actions: torch.Tensor) -> torch.Tensor:
         """z_hist (B, h, D), action blocks (B, T, fs·A) → predicted embeddings (B, T, D)."""
         return self.predictor.rollout(z_hist, actions / self.cfg.action_scale)
