@@ -106,6 +106,16 @@ def test_training_killed_and_resumed_ends_bit_identical(tiny_data, tmp_path):
     ref = [json.loads(x) for x in (whole / "metrics.jsonl").read_text().splitlines()]
     assert [r["step"] for r in rows] == [r["step"] for r in ref]
     assert [r["train/loss"] for r in rows] == [r["train/loss"] for r in ref]
+    # accounting.json describes the whole run: the killed session (to its last checkpoint)
+    # and the resumed one, their CPU seconds summed, the FLOPs of all 30 steps
+    acct = json.loads((run / "accounting.json").read_text())
+    first, second = acct["sessions"]
+    assert first["steps"] == [0, killed_at] and second["steps"] == [killed_at, 30]
+    assert first["cpu_seconds"] > 0 and second["cpu_seconds"] > 0
+    assert acct["cpu_seconds"] == pytest.approx(first["cpu_seconds"] + second["cpu_seconds"])
+    assert acct["energy_kwh"] == pytest.approx(first["energy_kwh"] + second["energy_kwh"])
+    ref_acct = json.loads((whole / "accounting.json").read_text())
+    assert acct["flops"] == ref_acct["flops"] and acct["flops"]["steps"] == 30
 
 
 def test_resuming_a_finished_run_changes_nothing(tiny_run):

@@ -22,6 +22,11 @@ Energy is measured where a well-kept meter is available, else estimated:
   process × `WATTS_PER_CORE`. CPU seconds, not wall seconds: on a machine shared with other
   work, a run is charged for the cores it kept busy, not for the time it waited.
 
+A run resumed from a checkpoint reports the whole run: each earlier session's CPU and wall
+seconds, up to its last checkpoint, travel in the checkpoint (`Accounting(earlier=...)`); they
+are added to the totals, listed under `sessions`, and their energy is the CPU-seconds estimate
+(a meter's reading ends with its process).
+
 CO2 = kWh × grid intensity; `GRID_INTENSITY` lists regions and their source, and every report
 gives the CO2 of the same run in each of them (the what-if: where the compute runs matters as
 much as how much of it there is).
@@ -119,7 +124,8 @@ class Accounting:
     parameters are set by the caller, who knows what one unit of work is."""
 
     def __init__(self, kind: str, parameters: int, device: torch.device | str = "cpu",
-                 watts_per_core: float = WATTS_PER_CORE, meter: str = "auto"):
+                 watts_per_core: float = WATTS_PER_CORE, meter: str = "auto",
+                 earlier: list[dict] | None = None):
         if meter not in ("auto", "estimate", "codecarbon"):
             raise ValueError(f"meter must be auto, estimate or codecarbon, got {meter!r}")
         self.kind, self.parameters = kind, int(parameters)
@@ -130,6 +136,10 @@ class Accounting:
         self.extra_cpu_s = 0.0        # CPU seconds of other processes, added by the caller
         self._tracker = self._nvml = None
         self._measured: dict[str, float] = {}
+        self._running = False
+        # sessions of the same run before this one (a resumed training): {cpu_seconds,
+        # wall_seconds, ...} each, up to its last checkpoint
+        self.earlier = [dict(e) for e in earlier or []]
 
     def set_flops(self, **units: tuple[int, int]) -> None:
         """FLOPs as {unit: (FLOPs of one, how many)}, e.g. step=(f, 1500) or plan=(f, 40)."""
@@ -144,6 +154,11 @@ class Accounting:
     def __exit__(self, *exc) -> None:
         self.stop()
 
+    def so_far(self) -> dict[str, float]:
+        """This session's CPU (own process only) and wall seconds until now, while running."""
+        return {"cpu_seconds": cpu_seconds() - self._cpu0,
+                "wall_seconds": time.perf_counter() - self._wall0}
+
     def start(self) -> Accounting:
         if self.device.type == "cuda":
             torch.cuda.reset_peak_memory_stats(self.device)
@@ -152,9 +167,15 @@ class Accounting:
         if self.meter in ("auto", "codecarbon"):
             self._tracker = _start_codecarbon(required=self.meter == "codecarbon")
         self._wall0, self._cpu0 = time.perf_counter(), cpu_seconds()
+        self._running = True
         return self
 
     def stop(self) -> None:
+        """End the measurement and the meters (a second call does nothing, so that a `finally`
+        can stop the meters of a run that failed)."""
+        if not self._running:
+            return
+        self._running = False
         self.wall_s = time.perf_counter() - self._wall0
         self.cpu_s = cpu_seconds() - self._cpu0
         if self._tracker is not None:
@@ -172,16 +193,28 @@ class Accounting:
                 self._measured["nvml_gpu"] = gpu_kwh
 
     def report(self, region: str = DEFAULT_REGION) -> dict:
-        """The run's accounting as a JSON-ready dict (CO2 in `region` and in every region)."""
-        cpu = self.cpu_s + self.extra_cpu_s
-        estimate = estimate_kwh(cpu, self.watts_per_core)
+        """The run's accounting as a JSON-ready dict (CO2 in `region` and in every region);
+        the totals include the earlier sessions of a resumed run."""
+        own_cpu = self.cpu_s + self.extra_cpu_s
+        own_estimate = estimate_kwh(own_cpu, self.watts_per_core)
         if "codecarbon" in self._measured:
             kwh, method = self._measured["codecarbon"], "codecarbon (offline tracker, process)"
         elif "nvml_gpu" in self._measured:
-            kwh = estimate + self._measured["nvml_gpu"]
+            kwh = own_estimate + self._measured["nvml_gpu"]
             method = f"NVML GPU energy counter + CPU seconds × {self.watts_per_core} W per core"
         else:
-            kwh, method = estimate, f"estimate: CPU seconds × {self.watts_per_core} W per core"
+            kwh, method = own_estimate, f"estimate: CPU seconds × {self.watts_per_core} W per core"
+        sessions = [*self.earlier, {"cpu_seconds": own_cpu, "wall_seconds": self.wall_s,
+                                    "energy_kwh": kwh}]
+        earlier_cpu = sum(e["cpu_seconds"] for e in self.earlier)
+        earlier_kwh = estimate_kwh(earlier_cpu, self.watts_per_core)
+        for e in sessions[:-1]:
+            e["energy_kwh"] = estimate_kwh(e["cpu_seconds"], self.watts_per_core)
+        if self.earlier:
+            method += (f"; {len(self.earlier)} earlier session(s) of this resumed run: CPU "
+                       f"seconds × {self.watts_per_core} W per core")
+        cpu, kwh = own_cpu + earlier_cpu, kwh + earlier_kwh
+        estimate = own_estimate + earlier_kwh
         peak = {"rss_bytes": peak_rss_bytes()}
         if self.device.type == "cuda":
             peak["cuda_bytes"] = int(torch.cuda.max_memory_allocated(self.device))
@@ -192,8 +225,9 @@ class Accounting:
             "flops_counted": "matmuls and convolutions, forward and backward (PyTorch "
                              "FlopCounterMode on one unit, × units); element-wise ops not "
                              "counted",
-            "wall_seconds": self.wall_s,
+            "wall_seconds": sum(e["wall_seconds"] for e in sessions),
             "cpu_seconds": cpu,
+            "sessions": sessions,
             "peak_memory": peak,
             "device": str(self.device),
             "threads": torch.get_num_threads(),

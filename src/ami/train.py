@@ -210,116 +210,125 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
     rng = np.random.default_rng(cfg.seed)
     model = build_world_model(mcfg).to(device)
     # a meter sees one process; with several ranks the energy is estimated from the CPU
-    # seconds of all of them (summed below), so that kWh and CPU seconds describe one run
+    # seconds of all of them (summed below), so that kWh and CPU seconds describe one run.
+    # A resumed run carries its earlier sessions (up to their last checkpoint) and reports all
+    earlier = ckpt.state.get("accounting", []) if ckpt is not None else []
     acct = Accounting("train", model.num_parameters(), device,
-                      meter="auto" if ranks.world == 1 else "estimate").start()
-    flops = FlopTally()  # one real step's forward and backward, counted on this rank
-    # counted on a run's first step only, and kept in its checkpoints: counting dispatches
-    # through another path, and a resumed run must compute what an uninterrupted one computed
-    saved_flops = int(ckpt.state.get("flops_per_step", 0)) if ckpt is not None else 0
-    if ckpt is None and cfg.encoder_from is not None:
-        load_pretrained_backbone(model, cfg.encoder_from)
-    if cfg.freeze_encoder:  # two-stage: perception fixed, the rest learns on its features
-        model.encoder.backbone.requires_grad_(False)
-    trainable = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
-    # SIGReg's directions come from the CPU whatever the device: the same on every rank and
-    # device type, and a checkpoint's generator state fits wherever the run resumes
-    gen = torch.Generator()
-    gen.manual_seed(cfg.seed)
-    data_info = {"path": str(cfg.data), "episodes": data.num_episodes, "frames": data.num_frames}
+                      meter="auto" if ranks.world == 1 else "estimate", earlier=earlier)
+    with acct:  # the meters stop even if the run fails
+        flops = FlopTally()  # one real step's forward and backward, counted on this rank
+        # counted on a run's first step only, and kept in its checkpoints: counting dispatches
+        # through another path, and a resumed run must compute what an uninterrupted one computed
+        saved_flops = int(ckpt.state.get("flops_per_step", 0)) if ckpt is not None else 0
+        if ckpt is None and cfg.encoder_from is not None:
+            load_pretrained_backbone(model, cfg.encoder_from)
+        if cfg.freeze_encoder:  # two-stage: perception fixed, the rest learns on its features
+            model.encoder.backbone.requires_grad_(False)
+        trainable = [p for p in model.parameters() if p.requires_grad]
+        opt = torch.optim.AdamW(trainable, lr=cfg.lr, weight_decay=cfg.weight_decay)
+        # SIGReg's directions come from the CPU whatever the device: the same on every rank and
+        # device type, and a checkpoint's generator state fits wherever the run resumes
+        gen = torch.Generator()
+        gen.manual_seed(cfg.seed)
+        data_info = {"path": str(cfg.data), "episodes": data.num_episodes,
+                     "frames": data.num_frames}
 
-    if ckpt is None:
-        start, elapsed, resumed_at = 0, 0.0, []
-        if ranks.main:
-            write_json(run / "config.json", {"train": to_dict(cfg), "world": data.world,
-                                             "data": data_info,
-                                             "parameters": model.num_parameters()})
-            (run / METRICS_FILE).unlink(missing_ok=True)
-    else:
-        restore(ckpt, model, opt)
-        _restore_rngs(ckpt, rng, gen, device)
-        start, elapsed = ckpt.step, float(ckpt.state.get("elapsed", 0.0))
-        resumed_at = [*ckpt.state.get("resumed_at", []), start]
-        if ranks.main:
-            if ckpt.state.get("data", {}).get("frames") != data_info["frames"]:
-                warnings.warn(f"{cfg.data} now holds {data.num_episodes} episodes, not the "
-                              f"{ckpt.state.get('data', {}).get('episodes')} the run began "
-                              f"with; the resumed run will not match an uninterrupted one",
-                              stacklevel=1)
-            _keep_metrics_before(run / METRICS_FILE, start)
-    objective = wrap_for_ranks(objective_for(model, cfg), ranks, device)
-    if cfg.compile:  # in place: the state dict keeps its keys, checkpoints stay the same
-        model.encoder.compile()
-        model.predictor.compile()
+        if ckpt is None:
+            start, elapsed, resumed_at = 0, 0.0, []
+            if ranks.main:
+                write_json(run / "config.json", {"train": to_dict(cfg), "world": data.world,
+                                                 "data": data_info,
+                                                 "parameters": model.num_parameters()})
+                (run / METRICS_FILE).unlink(missing_ok=True)
+        else:
+            restore(ckpt, model, opt)
+            _restore_rngs(ckpt, rng, gen, device)
+            start, elapsed = ckpt.step, float(ckpt.state.get("elapsed", 0.0))
+            resumed_at = [*ckpt.state.get("resumed_at", []), start]
+            if ranks.main:
+                if ckpt.state.get("data", {}).get("frames") != data_info["frames"]:
+                    warnings.warn(f"{cfg.data} now holds {data.num_episodes} episodes, not the "
+                                  f"{ckpt.state.get('data', {}).get('episodes')} the run began "
+                                  f"with; the resumed run will not match an uninterrupted one",
+                                  stacklevel=1)
+                _keep_metrics_before(run / METRICS_FILE, start)
+        objective = wrap_for_ranks(objective_for(model, cfg), ranks, device)
+        if cfg.compile:  # in place: the state dict keeps its keys, checkpoints stay the same
+            model.encoder.compile()
+            model.predictor.compile()
 
-    t_start = time.perf_counter() - elapsed
+        t_start = time.perf_counter() - elapsed
 
-    def checkpoint(done: int) -> tuple[int, Path]:
-        if not all(torch.isfinite(p).all() for p in model.parameters()):
-            raise AmiError(f"training diverged: non-finite weights after step {done - 1}; "
-                           f"{_last_good(last_good, run)}")
-        if not ranks.main:  # the weights are the same on every rank; rank 0 writes them
-            return done, run / CHECKPOINT_FILE
-        state = {"config": to_dict(cfg), "data": data_info, "resumed_at": resumed_at,
-                 "elapsed": time.perf_counter() - t_start, **_rng_json(rng),
-                 "flops_per_step": saved_flops or flops.total * ranks.world}
-        path = save_checkpoint(run / CHECKPOINT_FILE, model, opt, done, state,
-                               _rng_tensors(gen, device))
-        return done, path
+        def checkpoint(done: int) -> tuple[int, Path]:
+            if not all(torch.isfinite(p).all() for p in model.parameters()):
+                raise AmiError(f"training diverged: non-finite weights after step {done - 1}; "
+                               f"{_last_good(last_good, run)}")
+            session = {**acct.so_far(), "steps": [start, done]}
+            session["cpu_seconds"] = _sum_over_ranks(session["cpu_seconds"], ranks, device)
+            if not ranks.main:  # the weights are the same on every rank; rank 0 writes them
+                return done, run / CHECKPOINT_FILE
+            state = {"config": to_dict(cfg), "data": data_info, "resumed_at": resumed_at,
+                     "elapsed": time.perf_counter() - t_start, **_rng_json(rng),
+                     "flops_per_step": saved_flops or flops.total * ranks.world,
+                     "accounting": [*acct.earlier, session]}
+            path = save_checkpoint(run / CHECKPOINT_FILE, model, opt, done, state,
+                                   _rng_tensors(gen, device))
+            return done, path
 
-    last_good = None
-    last_good = checkpoint(0) if ckpt is None else (ckpt.step, ckpt.path)
-    batches = WindowBatches(sampler, cfg.batch_size, rng, ranks, device, cfg.workers, stream)
-    bar = tqdm(range(start, cfg.steps), desc="train", unit="step",
-               disable=not (cfg.progress and ranks.main), initial=start, total=cfg.steps)
-    warned, record = False, None
-    log_file = open(run / METRICS_FILE, "a") if ranks.main else contextlib.nullcontext()
-    with log_file as log, contextlib.closing(batches):
-        for step in bar:
-            frames, actions = next(batches)
-            for g in opt.param_groups:
-                g["lr"] = lr_at(step, cfg)
-            model.train()
-            with autocast(device, cfg.bf16), flops.count(step == start and not saved_flops):
-                terms = objective(frames, actions, gen)
-            loss = terms["loss"]
-            # what one process would see: the terms averaged over ranks (all ranks agree on it)
-            shown = _mean_over_ranks(terms) if ranks.world > 1 else terms
-            if not torch.isfinite(shown["loss"]):
-                raise AmiError(f"training diverged: loss is {shown['loss'].item()} at step "
-                               f"{step}; {_last_good(last_good, run)}")
-            opt.zero_grad(set_to_none=True)
-            with flops.count(step == start and not saved_flops):
-                loss.backward()
-            if cfg.grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
-            opt.step()
-            if step % cfg.log_every == 0 or step == cfg.steps - 1:
-                record = _log_record(model, frames, shown, step, opt, t_start)
-                if ranks.main:
-                    log.write(json.dumps(record) + "\n")
-                    log.flush()
-                    bar.set_postfix(loss=f"{record['train/loss']:.4f}",
-                                    pred=f"{record['train/pred']:.4f}",
-                                    rank=f"{record['train/effective_rank']:.1f}")
-                if record["train/effective_rank"] < 0.1 * mcfg.embed_dim and step > cfg.warmup \
-                        and not warned and ranks.main:
-                    warned = True
-                    warnings.warn(f"embeddings may be collapsing: effective rank "
-                                  f"{record['train/effective_rank']:.2f} of {mcfg.embed_dim} at "
-                                  f"step {step} (raise sigreg_weight?)", stacklevel=1)
-            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
-                last_good = checkpoint(step + 1)
-    checkpoint(cfg.steps)  # checks the weights are finite before they become the run's model
-    acct.stop()
+        last_good = None
+        last_good = checkpoint(0) if ckpt is None else (ckpt.step, ckpt.path)
+        batches = WindowBatches(sampler, cfg.batch_size, rng, ranks, device, cfg.workers, stream)
+        bar = tqdm(range(start, cfg.steps), desc="train", unit="step",
+                   disable=not (cfg.progress and ranks.main), initial=start, total=cfg.steps)
+        warned, record = False, None
+        log_file = open(run / METRICS_FILE, "a") if ranks.main else contextlib.nullcontext()
+        with log_file as log, contextlib.closing(batches):
+            for step in bar:
+                frames, actions = next(batches)
+                for g in opt.param_groups:
+                    g["lr"] = lr_at(step, cfg)
+                model.train()
+                with autocast(device, cfg.bf16), flops.count(step == start and not saved_flops):
+                    terms = objective(frames, actions, gen)
+                loss = terms["loss"]
+                # what one process would see: the terms averaged over ranks (all ranks agree on it)
+                shown = _mean_over_ranks(terms) if ranks.world > 1 else terms
+                if not torch.isfinite(shown["loss"]):
+                    raise AmiError(f"training diverged: loss is {shown['loss'].item()} at step "
+                                   f"{step}; {_last_good(last_good, run)}")
+                opt.zero_grad(set_to_none=True)
+                with flops.count(step == start and not saved_flops):
+                    loss.backward()
+                if cfg.grad_clip > 0:
+                    torch.nn.utils.clip_grad_norm_(model.parameters(), cfg.grad_clip)
+                opt.step()
+                if step % cfg.log_every == 0 or step == cfg.steps - 1:
+                    record = _log_record(model, frames, shown, step, opt, t_start)
+                    if ranks.main:
+                        log.write(json.dumps(record) + "\n")
+                        log.flush()
+                        bar.set_postfix(loss=f"{record['train/loss']:.4f}",
+                                        pred=f"{record['train/pred']:.4f}",
+                                        rank=f"{record['train/effective_rank']:.1f}")
+                    if record["train/effective_rank"] < 0.1 * mcfg.embed_dim and step > cfg.warmup \
+                            and not warned and ranks.main:
+                        warned = True
+                        rank = record["train/effective_rank"]
+                        warnings.warn(f"embeddings may be collapsing: effective rank {rank:.2f} "
+                                      f"of {mcfg.embed_dim} at step {step} (raise "
+                                      f"sigreg_weight?)", stacklevel=1)
+                if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+                    last_good = checkpoint(step + 1)
+        checkpoint(cfg.steps)  # checks the weights are finite before they become the run's model
+        acct.stop()
     # every rank computed an equal share of each step: the global step is world × this rank's
-    acct.set_flops(step=(saved_flops or flops.total * ranks.world, cfg.steps - start))
-    own_cpu = acct.cpu_s
-    acct.extra_cpu_s = float(mean_over_ranks(torch.tensor([own_cpu], dtype=torch.float64,
-                                                          device=device))) * ranks.world - own_cpu
+    # the whole run's steps: earlier sessions' CPU seconds are in the report too
+    acct.set_flops(step=(saved_flops or flops.total * ranks.world, cfg.steps))
+    acct.extra_cpu_s = _sum_over_ranks(acct.cpu_s, ranks, device) - acct.cpu_s
     if ranks.main:
-        write_json(run / ACCOUNTING_FILE, {**acct.report(), "processes": ranks.world,
+        report = acct.report()
+        report["sessions"][-1]["steps"] = [start, cfg.steps]
+        write_json(run / ACCOUNTING_FILE, {**report, "processes": ranks.world,
                                            "steps_total": cfg.steps, "resumed_at": resumed_at})
         save_model(model.cpu(), run)
         summary = {"train_seconds": time.perf_counter() - t_start, "steps": cfg.steps,
@@ -328,6 +337,14 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
                    "processes": ranks.world, "stream": stream, "final": record}
         write_json(run / "train_summary.json", summary)
     return run
+
+
+def _sum_over_ranks(x: float, ranks: Ranks, device: torch.device) -> float:
+    """The sum of one number over every rank (CPU seconds: each rank measures its own)."""
+    if ranks.world == 1:
+        return x
+    t = torch.tensor([x], dtype=torch.float64, device=device)
+    return float(mean_over_ranks(t)) * ranks.world
 
 
 def _should_stream(cfg: TrainConfig, ranks: Ranks) -> bool:
