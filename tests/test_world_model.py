@@ -148,8 +148,10 @@ def test_config_saved_before_a_default_changed_keeps_its_old_meaning():
     saved = asdict(ModelConfig())
     del saved["predictor_activation"]
     assert from_dict(ModelConfig, saved).predictor_activation == "gelu"
-    assert ModelConfig().predictor_activation == "silu"
-    assert from_dict(ModelConfig, asdict(ModelConfig())).predictor_activation == "silu"
+    assert ModelConfig().predictor_activation == "relu"
+    assert from_dict(ModelConfig, asdict(ModelConfig())).predictor_activation == "relu"
+    silu = {**asdict(ModelConfig()), "predictor_activation": "silu"}   # a session-2 checkpoint
+    assert from_dict(ModelConfig, silu).predictor_activation == "silu"
     del saved["projector_bias"]   # older CNN encoders had a bias before the BatchNorm
     assert "encoder.projector.0.bias" in WorldModel(from_dict(ModelConfig, saved)).state_dict()
     assert "encoder.projector.0.bias" not in WorldModel(ModelConfig()).state_dict()
