@@ -52,9 +52,9 @@ class SamplingPlanner(Planner):
             cand = self.bounds.project(cand)
             dev = cand.to(z0.device)
             cost = cost_fn(model.rollout(z0, dev), dev)[0].float().cpu()   # (S,)
-            i = int(cost.argmin())
-            if cost[i] < best_cost:
-                best_cost, best = float(cost[i]), cand[i].clone()
+            low, i = cost.min(0)
+            if low.item() < best_cost:
+                best_cost, best = low.item(), cand[i].clone()
             mean, std = self.refit(cand, cost, mean, std)
             std = std.clamp_min(self.min_std)
         return final_result(model, z_hist, cost_fn, best)

@@ -31,8 +31,11 @@ class GoalDistance:
         self.z_goal, self.mode, self.weight = z_goal.reshape(1, 1, -1), mode, weight
 
     def __call__(self, z_pred, actions):
-        d = (z_pred.float() - self.z_goal).pow(2).sum(-1)                 # (S, T)
-        return d[:, -1] if self.mode == "final" else d.mean(1)
+        if self.mode == "final":
+            return (z_pred[:, -1].float() - self.z_goal[0]).square_().sum(-1)
+        # Σ over D, mean over T, as one reduction over each candidate's T·D numbers
+        d = (z_pred.float() - self.z_goal).square_()                        # (S, T, D)
+        return d.sum(dim=(1, 2)).div_(z_pred.shape[1])
 
 
 class ActionEffort:
@@ -62,5 +65,7 @@ class IntrinsicCost:
 
     def __call__(self, z_pred: torch.Tensor, actions: torch.Tensor
                  ) -> tuple[torch.Tensor, dict[str, torch.Tensor]]:
-        values = {t.name: t.weight * t(z_pred, actions) for t in self.terms}
-        return sum(values.values()), values
+        values = {t.name: t(z_pred, actions) if t.weight == 1 else t.weight * t(z_pred, actions)
+                  for t in self.terms}
+        total = sum(values.values()) if len(values) > 1 else next(iter(values.values()))
+        return total, values

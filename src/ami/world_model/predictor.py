@@ -89,15 +89,16 @@ class MLPPredictor(nn.Module):
         preds = z_hist.new_empty(t, b, self.embed_dim)                      # (T, B, D)
         p_steps = preds.unbind(0)                                           # T × (B, D)
         shared = b > 1 and z_hist.shape[0] == b and z_hist.stride(0) == 0
+        z_last = z_hist[:, -1]                                              # (B, D)
         for k in range(t):
-            z_flat = z_hist.flatten(1)                                      # (B, hD)
             if k == 0 and shared:
-                h = act(a_steps[0].add_(z_flat[:1] @ w_z))
+                h = act(a_steps[0].add_(z_hist[:1].flatten(1) @ w_z))
             else:
-                h = act(a_steps[k].addmm_(z_flat, w_z))                      # (B, W)
+                h = act(a_steps[k].addmm_(z_hist.flatten(1) if self.history > 1 else z_last,
+                                          w_z))                              # (B, W)
             for w, bias in hidden:
                 h = act(torch.addmm(bias, h, w))
-            z_next = torch.addmm(z_hist[:, -1], h, w_last, out=p_steps[k]).add_(b_last)
-            z_hist = z_next[:, None] if self.history == 1 else \
-                torch.cat([z_hist[:, 1:], z_next[:, None]], dim=1)
+            z_last = torch.addmm(z_last, h, w_last, out=p_steps[k]).add_(b_last)
+            if self.history > 1:
+                z_hist = torch.cat([z_hist[:, 1:], z_last[:, None]], dim=1)
         return preds.transpose(0, 1)
