@@ -8,6 +8,7 @@ import json
 import os
 import pickle
 import re
+import shutil
 import signal
 import subprocess
 import sys
@@ -27,6 +28,7 @@ from ami.cli import main
 from ami.config import CollectConfig, ModelConfig
 from ami.data import EpisodeDataset, EpisodeWriter
 from ami.data.collect import collect
+from ami.data.dataset import read_header
 from ami.errors import AmiError
 from ami.io import (
     CHECKPOINT_FILE,
@@ -116,6 +118,25 @@ def test_training_killed_and_resumed_ends_bit_identical(tiny_data, tmp_path):
     assert acct["energy_kwh"] == pytest.approx(first["energy_kwh"] + second["energy_kwh"])
     ref_acct = json.loads((whole / "accounting.json").read_text())
     assert acct["flops"] == ref_acct["flops"] and acct["flops"]["steps"] == 30
+
+
+def test_a_run_finds_its_data_from_any_directory(tiny_data, tmp_path, monkeypatch):
+    """The data path given relative to where `ami train` ran is recorded absolute, so resume,
+    probes and heads find the file from another directory."""
+    from ami.io import run_data, run_world
+    (tmp_path / "work").mkdir()
+    shutil.copy(tiny_data, tmp_path / "work" / "d.h5")
+    monkeypatch.chdir(tmp_path / "work")
+    run = train(tiny_train_config(Path("d.h5"), tmp_path / "run", steps=2))
+    monkeypatch.chdir(tmp_path)
+    assert run_data(run) == tmp_path / "work" / "d.h5" and run_data(run).is_absolute()
+    assert run_world(run) == read_header(tiny_data)["world"]
+    (run / "config.json").write_text("{}")
+    with pytest.raises(AmiError, match="does not name the run's data; pass --data"):
+        run_data(run)
+    (run / "config.json").unlink()
+    with pytest.raises(AmiError, match=r"no readable config\.json"):
+        run_world(run)
 
 
 def test_resuming_a_finished_run_changes_nothing(tiny_run):

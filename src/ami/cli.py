@@ -234,10 +234,10 @@ def _world_preset(config_cls: type, args: list[str]):
     world = _option(args, "--world") or _option(args, "--env")
     data = _option(args, "--data")
     if world is None and config_cls is EvalConfig:  # the world of the run it evaluates
+        from ami.io import run_world
         try:
-            run = Path(_option(args, "--run") or EvalConfig.run)
-            world = json.loads((run / "config.json").read_text())["world"]
-        except (OSError, ValueError, KeyError, TypeError):
+            world = run_world(Path(_option(args, "--run") or EvalConfig.run))
+        except AmiError:
             pass  # the command itself will say what is wrong with the run
     if world is None and data is not None:
         from ami.data.dataset import read_header

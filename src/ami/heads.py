@@ -31,6 +31,7 @@ from ami.io import (
     check_state_dict,
     load_model,
     read_safetensors,
+    run_data,
     write_json,
 )
 
@@ -43,11 +44,7 @@ def frozen_embeddings(run: Path, data_path: Path | None):
     run = Path(run)
     model = load_model(run)
     if data_path is None:
-        try:
-            data_path = Path(json.loads((run / "config.json").read_text())["train"]["data"])
-        except (OSError, KeyError, json.JSONDecodeError) as e:
-            raise AmiError(f"{run}: cannot tell which data it was trained on ({e}); "
-                           f"pass --data") from None
+        data_path = run_data(run)
     data = EpisodeDataset.load(data_path)
     check_model_fits(model.cfg, data.image_shape, data.action_dim, f"data {data_path}",
                      f"run {run}")

@@ -13,6 +13,7 @@ numpy/python RNG states), in one file so that one rename replaces all of it at o
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import secrets
@@ -30,6 +31,7 @@ from ami.errors import AmiError
 from ami.world_model.model import WorldModel, build_world_model
 
 MODEL_FILE = "model.safetensors"
+RUN_CONFIG_FILE = "config.json"
 CHECKPOINT_FILE = "checkpoint.safetensors"
 CHECKPOINT_FORMAT = "ami-checkpoint"
 CHECKPOINT_VERSION = 1
@@ -194,10 +196,45 @@ def _shape(s) -> str:
     return "x".join(str(int(v)) for v in s)
 
 
+# --------------------------------------------------------------------------- a run's own files
+
+def run_config(run: Path) -> dict:
+    """The run's config.json (what `ami train` was asked, the world, the data), or a one-line
+    error naming the file."""
+    path = Path(run) / RUN_CONFIG_FILE
+    try:
+        return json.loads(path.read_text())
+    except (OSError, json.JSONDecodeError) as e:
+        raise AmiError(f"{run}: no readable {RUN_CONFIG_FILE} ({e})") from None
+
+
+def run_world(run: Path) -> str:
+    """The name of the world the run's data came from."""
+    world = run_config(run).get("world")
+    if not isinstance(world, str):
+        raise AmiError(f"{Path(run) / RUN_CONFIG_FILE} does not name the run's world")
+    return world
+
+
+def run_data(run: Path) -> Path:
+    """The data file the run was trained on. Runs since session 3 record it as an absolute
+    path; older ones recorded it as given, relative to where `ami train` ran."""
+    data = run_config(run).get("data")
+    path = data.get("path") if isinstance(data, dict) else None
+    if not isinstance(path, str):
+        raise AmiError(f"{Path(run) / RUN_CONFIG_FILE} does not name the run's data; pass --data")
+    return Path(path)
+
+
+def file_sha256(path: Path) -> str:
+    """Hex SHA-256 of a file (models are small: read at once)."""
+    return hashlib.sha256(Path(path).read_bytes()).hexdigest()
+
+
 def _check_model_fits_its_world(cfg: ModelConfig, run: Path) -> None:
     try:
-        world = json.loads((run / "config.json").read_text())["world"]
-    except (OSError, KeyError, TypeError, json.JSONDecodeError):
+        world = run_world(run)
+    except AmiError:
         return  # no run config: nothing to check against (a bare model file)
     if world not in WORLDS:
         return

@@ -186,8 +186,8 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
                        f"processes: each computes an equal share of the batch")
     stream = on_main(ranks, lambda: _should_stream(cfg, ranks))
     data = EpisodeStream.open(cfg.data) if stream else EpisodeDataset.load(cfg.data)
-    if ckpt is None:
-        cfg = replace(cfg, model=_model_config_for(data, cfg))
+    if ckpt is None:  # the data as an absolute path: the run resumes and probes from anywhere
+        cfg = replace(cfg, model=_model_config_for(data, cfg), data=Path(cfg.data).resolve())
 
         def new_run_dir() -> Path:
             run = Path(cfg.run) if cfg.run is not None else default_run_dir(data.world)

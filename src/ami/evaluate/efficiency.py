@@ -37,7 +37,7 @@ from ami.data.dataset import count_episodes, read_header
 from ami.energy import GRID_INTENSITY, co2_grams
 from ami.errors import AmiError
 from ami.evaluate.planning import evaluate
-from ami.io import MODEL_FILE, write_json
+from ami.io import MODEL_FILE, run_world, write_json
 from ami.presets import preset
 from ami.train import train
 
@@ -131,7 +131,7 @@ def _train_once(base: TrainConfig, kind: str, run: Path) -> Path:
 def _evaluate_row(cfg: EfficiencyConfig, name: str, run: Path, space: str) -> dict:
     acct = json.loads((run / "accounting.json").read_text())
     pixels_timed_only = space == "pixels" and cfg.pixel_episodes < 1
-    world = json.loads((run / "config.json").read_text())["world"]
+    world = run_world(run)
     ecfg = preset(EvalConfig, world)  # the world's goal rule and budget
     if pixels_timed_only:  # a short episode: exactly pixel_plans plans, unless it arrives
         ecfg = replace(ecfg, episodes=1, budget=cfg.pixel_plans * cfg.plan.replan_every)

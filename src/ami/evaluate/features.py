@@ -10,7 +10,6 @@ split alone.
 
 from __future__ import annotations
 
-import hashlib
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +21,7 @@ from ami.config import FeatureProbeConfig
 from ami.data.media import EpisodeFrames, ImageFolder, _fit, open_frames, read_labels
 from ami.errors import AmiError
 from ami.evaluate.probes import pearson_r, r_squared
-from ami.io import ENCODER_FILE, load_encoder, write_json
+from ami.io import ENCODER_FILE, file_sha256, load_encoder, write_json
 from ami.perception.vit import ViT
 
 RESULT_FILE = "feature_probe.json"
@@ -272,5 +271,4 @@ def _encode_labels(labels: np.ndarray, task: str):
 
 def _sha256(run: Path) -> str:
     run = Path(run)
-    path = run if run.suffix == ".safetensors" else run / ENCODER_FILE
-    return hashlib.sha256(path.read_bytes()).hexdigest()
+    return file_sha256(run if run.suffix == ".safetensors" else run / ENCODER_FILE)

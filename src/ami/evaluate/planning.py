@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import asdict
 from pathlib import Path
@@ -22,7 +20,7 @@ from ami.errors import AmiError
 from ami.evaluate.goals import GOAL_RULES as MORE_GOAL_RULES
 from ami.evaluate.goals import eval_world
 from ami.evaluate.video import save_gif
-from ami.io import MODEL_FILE, load_model, write_json
+from ami.io import MODEL_FILE, file_sha256, load_model, run_world, write_json
 
 GOAL_RULES = {
     "rooms": "start and goal drawn uniformly in different rooms (env.sample_start_and_goal)",
@@ -53,7 +51,7 @@ def evaluate(cfg: EvalConfig) -> dict:
     """Run `cfg.episodes` goal-reaching episodes; writes eval.json (and a GIF) in the run dir."""
     run = Path(cfg.run)
     model = load_model(run)
-    world = _world_of(run)
+    world = run_world(run)
     with_goals = [n for n, w in WORLDS.items() if hasattr(w, "sample_start_and_goal")]
     if world not in with_goals and cfg.goal_rule not in MORE_GOAL_RULES:
         raise AmiError(f"{run}: world '{world}' has no goals to plan towards; `ami eval` scores "
@@ -133,7 +131,7 @@ def evaluate(cfg: EvalConfig) -> dict:
             "forbidden_box": list(box_xyxy) if box_xyxy is not None else None,
             "min_rooms": cfg.min_rooms if hasattr(env, "room_distance") else None,
             "planner": asdict(cfg.plan), "cost": asdict(cfg.cost),
-            "model_sha256": _sha256(run / MODEL_FILE),
+            "model_sha256": file_sha256(run / MODEL_FILE),
             "command": "ami eval " + " ".join(_cli_flags(cfg)),
         },
         "accounting": acct.report(),
@@ -173,17 +171,6 @@ def _subgoal_figure(agent: Agent, env, path: np.ndarray, goal: np.ndarray, seed:
     save_subgoal_figure(env.background(), path, firsts, goal, out, probe(plans[0]).numpy(),
                         env.success_radius, title=f"episode seed {seed}")
     return firsts.round(2).tolist()
-
-
-def _world_of(run: Path) -> str:
-    try:
-        return json.loads((run / "config.json").read_text())["world"]
-    except (OSError, KeyError, json.JSONDecodeError) as e:
-        raise AmiError(f"{run}: no readable config.json with the world name ({e})") from None
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _cli_flags(cfg: EvalConfig) -> list[str]:

@@ -8,8 +8,6 @@ They are trained on some episodes and scored on the others, by Pearson r and R²
 
 from __future__ import annotations
 
-import hashlib
-import json
 from pathlib import Path
 
 import numpy as np
@@ -21,7 +19,7 @@ from ami.config import ProbeConfig
 from ami.data.dataset import EpisodeDataset
 from ami.envs import WORLDS
 from ami.errors import AmiError
-from ami.io import MODEL_FILE, check_model_fits, load_model, write_json
+from ami.io import MODEL_FILE, check_model_fits, file_sha256, load_model, run_data, write_json
 from ami.world_model.model import WorldModel
 
 
@@ -108,7 +106,7 @@ def probe(cfg: ProbeConfig) -> dict:
     """Fit and score the probes on the run's embeddings; writes probe.json in the run."""
     run = Path(cfg.run)
     model = load_model(run)
-    data_path = Path(cfg.data) if cfg.data is not None else _training_data(run)
+    data_path = Path(cfg.data) if cfg.data is not None else run_data(run)
     data = EpisodeDataset.load(data_path)
     check_model_fits(model.cfg, data.image_shape, data.action_dim, f"data {data_path}",
                      f"run {run}")
@@ -158,7 +156,7 @@ def probe(cfg: ProbeConfig) -> dict:
             "ridge": cfg.ridge, "mlp_width": cfg.mlp_width, "mlp_steps": cfg.mlp_steps,
             "seed": cfg.seed,
             "split": "by episode: the probes never see a test episode's frames",
-            "model_sha256": hashlib.sha256((run / MODEL_FILE).read_bytes()).hexdigest(),
+            "model_sha256": file_sha256(run / MODEL_FILE),
             "command": f"ami probe --run {run} --data {data_path} --frames {k} "
                        f"--test-fraction {cfg.test_fraction} --seed {cfg.seed}",
         },
@@ -181,12 +179,6 @@ def _check(cfg: ProbeConfig, episodes: int) -> None:
         raise AmiError("probes need at least 2 episodes: some to train on, others to score on")
 
 
-def _training_data(run: Path) -> Path:
-    try:
-        return Path(json.loads((run / "config.json").read_text())["data"]["path"])
-    except (OSError, KeyError, TypeError, json.JSONDecodeError) as e:
-        raise AmiError(f"{run}: no readable config.json naming its data ({e}); pass --data"
-                       ) from None
 
 
 def _state_names(world: str, size: int) -> list[str]:

@@ -11,8 +11,6 @@ relative accuracy (the impossible clip is the more surprising one of its pair) a
 
 from __future__ import annotations
 
-import hashlib
-import json
 import time
 from dataclasses import is_dataclass
 from pathlib import Path
@@ -27,7 +25,7 @@ from ami.envs import make_env
 from ami.errors import AmiError
 from ami.evaluate.plot import Series, save_line_plots
 from ami.evaluate.violations import CATEGORIES, CONTROLS, make_pairs
-from ami.io import MODEL_FILE, load_model, write_json
+from ami.io import MODEL_FILE, file_sha256, load_model, run_config, run_world, write_json
 from ami.world_model.model import WorldModel
 
 
@@ -114,7 +112,7 @@ def surprise(cfg: SurpriseConfig) -> dict:
             "world_options": {k: to_dict(v) if is_dataclass(v) else v
                               for k, v in world_options.items()},
             "world_options_from": source,
-            "model_sha256": hashlib.sha256((run / MODEL_FILE).read_bytes()).hexdigest(),
+            "model_sha256": file_sha256(run / MODEL_FILE),
             "command": f"ami surprise --run {run} --pairs {cfg.pairs} --steps {cfg.steps} "
                        f"--horizon {cfg.horizon} --seed {cfg.seed}"
                        + (f" --categories {' '.join(cfg.categories)}" if cfg.categories else ""),
@@ -186,11 +184,7 @@ def _check(cfg: SurpriseConfig) -> None:
 def _world_of(run: Path) -> tuple[str, dict, str]:
     """The run's world, the constructor options of the world its data came from, and where
     those options were found: the suite must be made in the world the model learned."""
-    try:
-        config = json.loads((run / "config.json").read_text())
-        world = config["world"]
-    except (OSError, KeyError, TypeError, json.JSONDecodeError) as e:
-        raise AmiError(f"{run}: no readable config.json with the world name ({e})") from None
+    config, world = run_config(run), run_world(run)
     if world != "ballistic":
         return world, {}, "defaults"
     data = Path(config.get("data", {}).get("path", ""))
