@@ -29,7 +29,7 @@ from ami.evaluate.features import held_out, probe_features
 from ami.perception.pretrain import pretrain
 
 
-def write_digits(folder: Path, size: int, keep: np.ndarray | None = None) -> Path:
+def write_digits(folder: Path, size: int, keep: set[int] | None = None) -> Path:
     """The scikit-learn digits (those in `keep`, default all) as size×size grey PNGs (bilinear
     upsampling) and labels.csv."""
     from sklearn.datasets import load_digits
@@ -70,11 +70,14 @@ def main() -> None:
     images = write_digits(args.out / "images", args.size)
     probe_images = images
     if args.validate:  # the same held-out images as probe_features, then split again
-        train = np.flatnonzero(~held_out(np.arange(1797), FeatureProbeConfig.test_fraction,
+        n = len(list(images.glob("*.png")))
+        train = np.flatnonzero(~held_out(np.arange(n), FeatureProbeConfig.test_fraction,
                                          np.random.default_rng(args.seed)))
-        probe_images = write_digits(args.out / "validation-images", args.size, set(train))
+        probe_images = write_digits(args.out / f"validation-images-seed{args.seed}", args.size,
+                                    set(train.tolist()))
     run = args.out / (f"ijepa-{args.collapse}-{args.steps}-lr{args.lr:g}-ema{args.ema_start:g}"
-                      f"-pred{args.predictor_depth}x{args.predictor_width}")
+                      f"-pred{args.predictor_depth}x{args.predictor_width}"
+                      + (f"-seed{args.seed}" if args.seed else ""))
     if not (run / "encoder.safetensors").exists():
         pretrain(PretrainConfig(data=images, run=run, method="ijepa", image_size=args.size,
                                 channels=1, vit=ViTConfig(patch=4, width=64, depth=4, heads=4),
