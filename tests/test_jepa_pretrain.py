@@ -14,7 +14,7 @@ from PIL import Image
 from ami.config import FeatureProbeConfig, ModelConfig, PretrainConfig, ViTConfig
 from ami.data.media import ImageFolder, open_frames, sample_clips
 from ami.errors import AmiError
-from ami.evaluate.features import LogisticProbe, RidgeProbe, probe_features
+from ami.evaluate.features import LogisticProbe, RidgeProbe, probe_features, vit_features
 from ami.io import load_encoder, load_model
 from ami.perception.jepa import ema_update, momentum_at
 from ami.perception.masks import (
@@ -167,6 +167,15 @@ def test_vit_encodes_subsets_and_serves_the_world_model():
     assert vit(x).shape == (2, 2 * 16, 16)
     keep = torch.tensor([[0, 5, 31], [1, 2, 3]])
     assert vit(x, keep=keep).shape == (2, 3, 16)
+    deep = ViT(1, 8, patch=4, width=8, depth=3, heads=2)
+    clips = np.random.default_rng(0).integers(0, 256, (5, 1, 8, 8, 1), np.uint8)
+    outs = deep.block_outputs(torch.rand(2, 1, 1, 8, 8), last=3)
+    assert len(outs) == 3 and all(o.shape == (2, 4, 8) for o in outs)
+    # the last blocks side by side: the final block's features come last, unchanged
+    two = vit_features(deep, clips, "mean", blocks=2)
+    assert two.shape == (5, 16)
+    assert np.allclose(two[:, 8:], vit_features(deep, clips, "mean"))
+    assert vit_features(deep, clips, "tokens", blocks=2).shape == (5, 2 * 4 * 8)
     enc = ViTEncoder(3, 16, embed_dim=8, patch=4, width=16, depth=1, heads=2)
     assert enc(torch.rand(4, 3, 16, 16)).shape == (4, 8)
     model = WorldModel(ModelConfig(encoder="vit", vit=ViTConfig(patch=16, width=16, depth=1,

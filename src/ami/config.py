@@ -624,6 +624,9 @@ class FeatureProbeConfig:
     tubelet; 0: the encoder's tubelet."""
     pool: Literal["mean", "tokens"] = "mean"
     """Features: the mean of the final tokens, or all tokens concatenated."""
+    blocks: int = 1
+    """Read the features from the last this many transformer blocks, side by side (each through
+    the final LayerNorm); 1: the final block alone."""
     baselines: bool = True
     """Also probe the same ViT with random weights, and the raw pixels."""
     test_fraction: float = 0.25

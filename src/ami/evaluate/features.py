@@ -122,14 +122,14 @@ def choose_ridge(x: np.ndarray, y: np.ndarray, classes: int, ridges, seed: int) 
 
 
 @torch.no_grad()
-def vit_features(vit: ViT, clips: np.ndarray, pool: str = "mean", batch: int = 256,
-                 progress: bool = False, desc: str = "features") -> np.ndarray:
-    """Features (N, F) of clips (N, T, S, S, C) uint8: the mean final token (F = width) or every
-    token concatenated."""
+def vit_features(vit: ViT, clips: np.ndarray, pool: str = "mean", blocks: int = 1,
+                 batch: int = 256, progress: bool = False, desc: str = "features") -> np.ndarray:
+    """Features (N, F) of clips (N, T, S, S, C) uint8: the mean token (F = blocks · width) or
+    every token concatenated, of the last `blocks` blocks side by side."""
     out = []
     for i in tqdm(range(0, len(clips), batch), desc=desc, unit="batch", disable=not progress):
         x = torch.as_tensor(clips[i:i + batch]).permute(0, 4, 1, 2, 3).float().div_(255)
-        tokens = vit(x)                                                     # (B, N, W)
+        tokens = torch.cat(vit.block_outputs(x, last=blocks), -1)          # (B, N, blocks·W)
         out.append((tokens.mean(1) if pool == "mean" else tokens.flatten(1)).numpy())
     return np.concatenate(out).astype(np.float64)
 
@@ -180,10 +180,24 @@ def _to_image(frame: np.ndarray):
     return Image.fromarray(frame.squeeze(-1) if frame.shape[-1] == 1 else frame)
 
 
+def held_out(groups: np.ndarray, fraction: float, rng: np.random.Generator,
+             data="data") -> np.ndarray:
+    """Which samples (N,) are held out: those of a random `fraction` of the groups (images or
+    episodes), so no group is on both sides."""
+    order = rng.permutation(np.unique(groups))
+    n_test = max(1, round(fraction * len(order)))
+    if len(order) - n_test < 2:
+        raise AmiError(f"{data}: too few images or episodes ({len(order)}) to split into "
+                       f"training and test sets")
+    return np.isin(groups, order[:n_test])
+
+
 def probe_features(cfg: FeatureProbeConfig) -> dict:
     """Fit and score the linear probes; writes feature_probe.json in the encoder's run."""
     if not 0 < cfg.test_fraction < 1:
         raise AmiError(f"--test-fraction must be in (0, 1), got {cfg.test_fraction}")
+    if cfg.blocks < 1:
+        raise AmiError(f"--blocks must be >= 1, got {cfg.blocks}")
     if not cfg.ridge or min(cfg.ridge) < 0:
         raise AmiError(f"--ridge must be one or more penalties >= 0, got {cfg.ridge}")
     vit, info = load_encoder(cfg.encoder)
@@ -201,15 +215,10 @@ def probe_features(cfg: FeatureProbeConfig) -> dict:
     classes, class_names = 0, None
     if cfg.labels != "states":
         y, classes, class_names = _encode_labels(y, cfg.task)
-    order = rng.permutation(np.unique(groups))
-    n_test = max(1, round(cfg.test_fraction * len(order)))
-    if len(order) - n_test < 2:
-        raise AmiError(f"{cfg.data}: too few images or episodes ({len(order)}) to split into "
-                       f"training and test sets")
-    test = np.isin(groups, order[:n_test])
+    test = held_out(groups, cfg.test_fraction, rng, cfg.data)
 
-    feature_sets = {"pretrained": lambda: vit_features(vit, clips, cfg.pool, progress=cfg.progress,
-                                                       desc="pretrained")}
+    feature_sets = {"pretrained": lambda: vit_features(vit, clips, cfg.pool, cfg.blocks,
+                                                       progress=cfg.progress, desc="pretrained")}
     if cfg.baselines:
         def random_features():
             with torch.random.fork_rng():
@@ -217,7 +226,8 @@ def probe_features(cfg: FeatureProbeConfig) -> dict:
                 v = info["vit"]
                 fresh = ViT(info["channels"], info["image_size"], v.patch, v.width, v.depth,
                             v.heads, v.tubelet or 1).eval()
-            return vit_features(fresh, clips, cfg.pool, progress=cfg.progress, desc="random")
+            return vit_features(fresh, clips, cfg.pool, cfg.blocks, progress=cfg.progress,
+                                desc="random")
         feature_sets["random_weights"] = random_features
         feature_sets["pixels"] = lambda: clips[:, -1].reshape(len(clips), -1) / 255.0
     results = {}
@@ -234,14 +244,15 @@ def probe_features(cfg: FeatureProbeConfig) -> dict:
         "results": results,
         "protocol": {
             "encoder": str(cfg.encoder), "data": str(cfg.data), "labels": cfg.labels,
-            "pool": cfg.pool, "frames": frames,
+            "pool": cfg.pool, "blocks": cfg.blocks, "frames": frames,
             "samples": {"train": int((~test).sum()), "test": int(test.sum())},
             "split": "by image" if isinstance(source, ImageFolder) else
                      "by episode: the probes never see a test episode's frames",
             "ridge_candidates": list(cfg.ridge), "seed": cfg.seed,
             "encoder_sha256": _sha256(cfg.encoder),
             "command": f"ami probe-features --encoder {cfg.encoder} --data {cfg.data} "
-                       f"--labels {cfg.labels} --pool {cfg.pool} --seed {cfg.seed}",
+                       f"--labels {cfg.labels} --pool {cfg.pool} --blocks {cfg.blocks} "
+                       f"--seed {cfg.seed}",
         },
     }
     run = Path(cfg.encoder)

@@ -116,15 +116,24 @@ class ViT(nn.Module):
         return torch.cat([x, x[:, :, -1:].expand(-1, -1, short, -1, -1)], 2) if short else x
 
     def forward(self, x: torch.Tensor, keep: torch.Tensor | None = None) -> torch.Tensor:
+        return self.block_outputs(x, keep, last=1)[-1]
+
+    def block_outputs(self, x: torch.Tensor, keep: torch.Tensor | None = None,
+                      last: int = 1) -> list[torch.Tensor]:
+        """The tokens (B, N, width) after each of the `last` final blocks, each through the
+        final LayerNorm (as I-JEPA reads features from several blocks)."""
         x = self.fill_tubelet(x)
         grid = self.grid(x.shape[2])
         tokens = self.patch_embed(x).flatten(2).transpose(1, 2)          # (B, N, width)
         tokens = tokens + self.positions(grid, x.device)
         if keep is not None:
             tokens = torch.gather(tokens, 1, keep[..., None].expand(-1, -1, self.width))
-        for block in self.blocks:
+        outs = []
+        for i, block in enumerate(self.blocks):
             tokens = block(tokens)
-        return self.norm(tokens)
+            if i >= len(self.blocks) - last:
+                outs.append(self.norm(tokens))
+        return outs or [self.norm(tokens)]
 
 
 class ViTEncoder(nn.Module):
