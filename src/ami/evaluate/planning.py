@@ -90,6 +90,8 @@ def evaluate(cfg: EvalConfig) -> dict:
         episodes.append({
             "seed": seed, "start": start.tolist(), "goal": goal.tolist(), "success": bool(success),
             "steps": steps, "final_distance": _final_distance(env, goal),
+            # where a failure ended (PushT: which of agent, block position, angle missed)
+            "final_state": np.asarray(path[-1], np.float64).round(3).tolist(),
             "violation": violated, "plans": len(agent.plan_seconds),
             "seconds": time.perf_counter() - t_ep,
             "cost_terms_first_plan": agent.memory.costs[-len(agent.plan_seconds)]
