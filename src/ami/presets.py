@@ -23,8 +23,10 @@ PRESETS: dict[str, dict[type, dict]] = {
         # block's pose and its contacts; an encoder twice as wide (32 channels first): 58 %
         # against 30 % on protocol (a) at the same 2,500 steps (BENCHMARKS.md, issue 5). Runs
         # trained with width 16 keep loading: their config.json holds their own width.
+        # SiLU, as that run: a ReLU predictor (the Two-Rooms default) reached 38 % there
         TrainConfig: {"model": {"embed_dim": 64, "encoder_width": 32, "predictor_width": 256,
-                                "predictor_depth": 4, "history": 2, "frameskip": 5},
+                                "predictor_depth": 4, "predictor_activation": "silu",
+                                "history": 2, "frameskip": 5},
                       "steps": 2500},
         # the LeWM / DINO-WM protocol: goal 25 steps ahead in a held-out episode, 50 steps
         EvalConfig: {"goal_rule": "trajectory", "budget": 50, "episodes": 50},
