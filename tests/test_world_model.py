@@ -155,3 +155,28 @@ def test_config_saved_before_a_default_changed_keeps_its_old_meaning():
     del saved["projector_bias"]   # older CNN encoders had a bias before the BatchNorm
     assert "encoder.projector.0.bias" in WorldModel(from_dict(ModelConfig, saved)).state_dict()
     assert "encoder.projector.0.bias" not in WorldModel(ModelConfig()).state_dict()
+
+
+def test_planning_rollout_follows_the_weights_it_caches():
+    """The planning path caches transposed weights; an optimiser step (in place) and a
+    load_state_dict must both reach it, or a model planned with, trained, then planned with
+    again (finetune) would plan with stale weights."""
+    torch.manual_seed(0)
+    m = WorldModel(ModelConfig(embed_dim=8, encoder_width=8, predictor_width=32)).eval()
+    z0, a = torch.randn(1, 1, 8).expand(4, 1, 8), torch.randn(4, 3, m.block_dim)
+
+    def both_paths():
+        with torch.no_grad():
+            fast = m.rollout(z0, a)
+        return fast, m.rollout(z0, a).detach()
+
+    before, _ = both_paths()
+    opt = torch.optim.SGD(m.predictor.parameters(), lr=0.5)
+    m.rollout(z0, a).pow(2).sum().backward()
+    opt.step()
+    fast, functional = both_paths()
+    assert not torch.allclose(fast, before, atol=1e-3)
+    assert torch.allclose(fast, functional, atol=1e-5)
+    m.load_state_dict(WorldModel(m.cfg).state_dict())
+    fast, functional = both_paths()
+    assert torch.allclose(fast, functional, atol=1e-5)
