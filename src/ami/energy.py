@@ -204,12 +204,12 @@ class Accounting:
             method = f"NVML GPU energy counter + CPU seconds × {self.watts_per_core} W per core"
         else:
             kwh, method = own_estimate, f"estimate: CPU seconds × {self.watts_per_core} W per core"
-        sessions = [*self.earlier, {"cpu_seconds": own_cpu, "wall_seconds": self.wall_s,
-                                    "energy_kwh": kwh}]
+        # earlier sessions: their CPU-seconds estimate (a meter's reading ended with them)
+        sessions = [{**e, "energy_kwh": estimate_kwh(e["cpu_seconds"], self.watts_per_core)}
+                    for e in self.earlier]
+        sessions.append({"cpu_seconds": own_cpu, "wall_seconds": self.wall_s, "energy_kwh": kwh})
         earlier_cpu = sum(e["cpu_seconds"] for e in self.earlier)
         earlier_kwh = estimate_kwh(earlier_cpu, self.watts_per_core)
-        for e in sessions[:-1]:
-            e["energy_kwh"] = estimate_kwh(e["cpu_seconds"], self.watts_per_core)
         if self.earlier:
             method += (f"; {len(self.earlier)} earlier session(s) of this resumed run: CPU "
                        f"seconds × {self.watts_per_core} W per core")
