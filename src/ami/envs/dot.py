@@ -64,6 +64,12 @@ class DotWorld(gym.Env):
     def set_goal(self, goal: np.ndarray | None) -> None:
         self.goal = None if goal is None else np.asarray(goal, np.float32).copy()
 
+    def goal_ring(self, goal: np.ndarray) -> tuple[float, float, float]:
+        """(x, y, radius) in frame pixels of the success disc around `goal`, for pictures."""
+        step = float(self._grid[1] - self._grid[0])                   # world units per pixel
+        return ((goal[0] - self._grid[0]) / step, (goal[1] - self._grid[0]) / step,
+                self.success_radius / step)
+
     def is_success(self, state: np.ndarray | None = None) -> bool:
         if self.goal is None:
             return False

@@ -195,6 +195,12 @@ class PushT(gym.Env):
         lo = 2 if self.block_only else 0
         return float(np.linalg.norm(s[lo:4] - self.goal[lo:4]))
 
+    def goal_ring(self, goal) -> tuple[float, float, float]:
+        """(x, y, radius) in frame pixels: the goal's block position and the success radius,
+        for pictures (the goal frame beside them shows the pose)."""
+        k = self.size / WORLD                                          # pixels per unit
+        return float(goal[2]) * k, float(goal[3]) * k, self.success_radius * k
+
     def is_success(self, state=None) -> bool:
         if self.goal is None:
             return False

@@ -141,7 +141,8 @@ def evaluate(cfg: EvalConfig) -> dict:
     }
     write_json(run / "eval.json", result)
     if cfg.gif and gif_frames is not None:
-        save_gif(gif_frames, run / "episode.gif", gif_goal, radius=env.success_radius)
+        ring = env.goal_ring(gif_goal) if hasattr(env, "goal_ring") else None
+        save_gif(gif_frames, run / "episode.gif", env.render_state(gif_goal), ring)
     return result
 
 
