@@ -112,13 +112,29 @@ def test_seeded_reset_is_deterministic_and_set_state_round_trips():
 
 
 def test_recolouring_changes_colour_only():
-    env = Ballistic(BallisticConfig(recolour_prob=1.0, gravity=0.0))
-    env.reset(seed=0)
-    colours = []
-    for _ in range(5):
-        env.step([0, 0])
-        colours.append(int(env.balls.colour[0]))
+    """A world that recolours every step moves exactly as its twin that never does: same states,
+    the same frame once given the twin's colours, and a colour that changes at every step."""
+    recoloured = Ballistic(BallisticConfig(recolour_prob=1.0))
+    twin = Ballistic(BallisticConfig(recolour_prob=0.0))
+    recoloured.reset(seed=0)
+    twin.reset(seed=0)
+    colours, shown = [], 0
+    for t in range(30):
+        action = [0.5 * np.cos(t), 0.5 * np.sin(t)]
+        frame, *_, info = recoloured.step(action)
+        twin_frame, *_, twin_info = twin.step(action)
+        np.testing.assert_array_equal(info["state"], twin_info["state"])
+        seen = recoloured.visible_area(recoloured.balls, 0) > 0   # not behind the occluder
+        differs = recoloured.balls.colour[0] != twin.balls.colour[0]
+        assert np.array_equal(frame, twin_frame) != bool(seen and differs)
+        shown += bool(seen and differs)
+        repainted = recoloured.balls.copy()
+        repainted.colour = twin.balls.colour.copy()
+        np.testing.assert_array_equal(recoloured.render_balls(repainted), twin_frame)
+        colours.append(int(recoloured.balls.colour[0]))
     assert all(a != b for a, b in zip(colours, colours[1:], strict=False))
+    assert int(twin.balls.colour[0]) == 0
+    assert shown >= 10                          # the frames compared did show a new colour
 
 
 def test_bad_world_options_are_refused():
