@@ -20,7 +20,7 @@ import numpy as np
 import torch
 
 from ami.data.dataset import EpisodeDataset
-from ami.evaluate.probes import LinearProbe, MLPProbe, context_samples, embed_frames, pearson_r
+from ami.evaluate.probes import MLPProbe, RidgeProbe, context_samples, embed_frames, pearson_r
 from ami.io import load_model
 
 
@@ -47,7 +47,7 @@ def angle_probe(run: Path, data_path: Path, test_fraction: float = 0.25, seed: i
     theta = {n: data.states[w[:, -1], 4].astype(np.float64) for n, w in windows.items()}
     y = {n: np.stack([np.cos(t), np.sin(t)], axis=1) for n, t in theta.items()}
     result = {"run": str(run), "data": str(data_path), "test_windows": len(windows["test"])}
-    for kind, probe in (("linear", LinearProbe(x["train"], y["train"])),
+    for kind, probe in (("linear", RidgeProbe(x["train"], y["train"])),
                         ("mlp", MLPProbe(x["train"], y["train"], seed=seed))):
         pred = probe.predict(x["test"])
         r = pearson_r(pred, y["test"])

@@ -4,14 +4,14 @@ import numpy as np
 import pytest
 
 from ami.data import EpisodeDataset, EpisodeWriter
-from ami.evaluate.probes import LinearProbe, MLPProbe, context_samples, pearson_r, r_squared
+from ami.evaluate.probes import MLPProbe, RidgeProbe, context_samples, pearson_r, r_squared
 
 
 def test_linear_probe_recovers_a_linear_signal_exactly():
     rng = np.random.default_rng(0)
     w, b = rng.normal(size=(12, 3)), rng.normal(size=3)
     x_train, x_test = rng.normal(size=(500, 12)) * 5 + 2, rng.normal(size=(200, 12)) * 5 + 2
-    probe = LinearProbe(x_train, x_train @ w + b, ridge=0.0)
+    probe = RidgeProbe(x_train, x_train @ w + b, ridge=0.0)
     pred, y = probe.predict(x_test), x_test @ w + b
     assert np.allclose(pred, y, atol=1e-9)
     assert np.allclose(pearson_r(pred, y), 1.0) and np.allclose(r_squared(pred, y), 1.0)
@@ -31,7 +31,7 @@ def test_mlp_probe_learns_a_nonlinear_signal_a_linear_one_cannot():
     x = rng.uniform(-2, 2, size=(600, 1))
     y = x**2                                   # uncorrelated with x: no line fits it
     mlp = MLPProbe(x[:500], y[:500], width=32, steps=150, seed=0, lr=1e-2)
-    lin = LinearProbe(x[:500], y[:500])
+    lin = RidgeProbe(x[:500], y[:500])
     assert r_squared(mlp.predict(x[500:]), y[500:])[0] > 0.95
     assert r_squared(lin.predict(x[500:]), y[500:])[0] < 0.05
 

@@ -20,7 +20,7 @@ from tqdm.auto import tqdm
 from ami.config import FeatureProbeConfig
 from ami.data.media import EpisodeFrames, ImageFolder, _fit, open_frames, read_labels
 from ami.errors import AmiError
-from ami.evaluate.probes import pearson_r, r_squared
+from ami.evaluate.probes import RidgeProbe, pearson_r, r_squared, safe_std
 from ami.io import ENCODER_FILE, file_sha256, load_encoder, write_json
 from ami.perception.vit import ViT
 
@@ -32,7 +32,7 @@ class LogisticProbe:
 
     def __init__(self, x: np.ndarray, y: np.ndarray, classes: int, ridge: float = 1e-3,
                  iterations: int = 200):
-        self.mean, self.std = x.mean(0), _safe_std(x)
+        self.mean, self.std = x.mean(0), safe_std(x)
         xs = torch.as_tensor((x - self.mean) / self.std, dtype=torch.float64)
         ys = torch.as_tensor(y, dtype=torch.long)
         self.w = torch.zeros(x.shape[1], classes, dtype=torch.float64, requires_grad=True)
@@ -53,47 +53,8 @@ class LogisticProbe:
         return (xs @ self.w + self.b).argmax(1).numpy()
 
 
-class RidgeProbe:
-    """Ridge regression on standardised features, through one eigendecomposition that serves
-    every penalty: of XᵀX with fewer features than samples, of XXᵀ (the dual) with more, so
-    that thousands of raw pixels cost no more than thousands of samples."""
-
-    def __init__(self, x: np.ndarray, y: np.ndarray):
-        self.mean, self.std = x.mean(0), _safe_std(x)
-        self.x = (x - self.mean) / self.std
-        self.y_mean = y.mean(0)
-        self.y = y - self.y_mean
-        self.dual = x.shape[1] > x.shape[0]
-        gram = self.x @ self.x.T if self.dual else self.x.T @ self.x
-        self.eig, self.vec = np.linalg.eigh(gram)
-        self.rhs = self.vec.T @ (self.y if self.dual else self.x.T @ self.y)
-
-    def weights(self, ridge: float) -> np.ndarray:
-        """(F, S) weights for the penalty ridge · N · |W|² (the bias is not shrunk)."""
-        scaled = self.vec @ (self.rhs / (self.eig + ridge * len(self.x) + 1e-12)[:, None])
-        return self.x.T @ scaled if self.dual else scaled
-
-    def predict(self, x: np.ndarray, ridge: float) -> np.ndarray:
-        return ((x - self.mean) / self.std) @ self.weights(ridge) + self.y_mean
-
-
-class _Fitted:
-    def __init__(self, probe: RidgeProbe, ridge: float):
-        self.probe, self.ridge = probe, ridge
-
-    def predict(self, x: np.ndarray) -> np.ndarray:
-        return self.probe.predict(x, self.ridge)
-
-
-def _safe_std(x: np.ndarray) -> np.ndarray:
-    """Per-feature std, 1 for features constant in the training set (a border pixel): dividing
-    by ~0 would blow up any test sample where it is not constant."""
-    std = x.std(0)
-    return np.where(std < 1e-6, 1.0, std)
-
-
 def fit_probe(x: np.ndarray, y: np.ndarray, classes: int, ridge: float):
-    return LogisticProbe(x, y, classes, ridge) if classes else _Fitted(RidgeProbe(x, y), ridge)
+    return LogisticProbe(x, y, classes, ridge) if classes else RidgeProbe(x, y, ridge)
 
 
 def score(probe, x: np.ndarray, y: np.ndarray, classes: int) -> dict:
@@ -115,7 +76,7 @@ def choose_ridge(x: np.ndarray, y: np.ndarray, classes: int, ridges, seed: int) 
         ridge_probe = None if classes else RidgeProbe(x[tr], y[tr])  # one fit, every penalty
         for i, ridge in enumerate(ridges):
             probe = fit_probe(x[tr], y[tr], classes, ridge) if classes else \
-                _Fitted(ridge_probe, ridge)
+                ridge_probe.at(ridge)
             s = score(probe, x[va], y[va], classes)
             totals[i] += s["accuracy"] if classes else float(np.mean(s["r2"]))
     return float(ridges[int(np.argmax(totals))])

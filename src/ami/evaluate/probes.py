@@ -8,6 +8,7 @@ They are trained on some episodes and scored on the others, by Pearson r and R²
 
 from __future__ import annotations
 
+import copy
 from pathlib import Path
 
 import numpy as np
@@ -23,20 +24,46 @@ from ami.io import MODEL_FILE, check_model_fits, file_sha256, load_model, run_da
 from ami.world_model.model import WorldModel
 
 
-class LinearProbe:
-    """y = standardise(x) · W + b, fitted by ridge regression in float64."""
+class RidgeProbe:
+    """y = standardise(x) · W + b by ridge regression in float64, the penalty ridge · N · |W|²
+    (the bias is not shrunk). One eigendecomposition serves every penalty (`at`): of XᵀX with
+    fewer features than samples, of XXᵀ (the dual) with more, so that thousands of raw pixels
+    cost no more than thousands of samples."""
 
     def __init__(self, x: np.ndarray, y: np.ndarray, ridge: float = 1e-3):
         x, y = np.asarray(x, np.float64), np.asarray(y, np.float64)
-        self.mean, self.std = x.mean(0), np.maximum(x.std(0), 1e-8)
-        xs = np.concatenate([(x - self.mean) / self.std, np.ones((len(x), 1))], axis=1)
-        penalty = ridge * len(x) * np.eye(xs.shape[1])
-        penalty[-1, -1] = 0.0                      # the bias is not shrunk
-        self.weights = np.linalg.solve(xs.T @ xs + penalty, xs.T @ y)   # (F+1, S)
+        self.ridge = ridge
+        self.mean, self.std = x.mean(0), safe_std(x)
+        self.x = (x - self.mean) / self.std
+        self.y_mean = y.mean(0)
+        self.y = y - self.y_mean
+        self.dual = x.shape[1] > x.shape[0]
+        gram = self.x @ self.x.T if self.dual else self.x.T @ self.x
+        self.eig, self.vec = np.linalg.eigh(gram)
+        self.rhs = self.vec.T @ (self.y if self.dual else self.x.T @ self.y)
 
-    def predict(self, x: np.ndarray) -> np.ndarray:
+    def at(self, ridge: float) -> RidgeProbe:
+        """The same fit read at another penalty (shares the decomposition)."""
+        other = copy.copy(self)
+        other.ridge = ridge
+        return other
+
+    def weights(self, ridge: float | None = None) -> np.ndarray:
+        """(F, S) weights at `ridge` (default: the probe's own)."""
+        ridge = self.ridge if ridge is None else ridge
+        scaled = self.vec @ (self.rhs / (self.eig + ridge * len(self.x) + 1e-12)[:, None])
+        return self.x.T @ scaled if self.dual else scaled
+
+    def predict(self, x: np.ndarray, ridge: float | None = None) -> np.ndarray:
         xs = (np.asarray(x, np.float64) - self.mean) / self.std
-        return xs @ self.weights[:-1] + self.weights[-1]
+        return xs @ self.weights(ridge) + self.y_mean
+
+
+def safe_std(x: np.ndarray) -> np.ndarray:
+    """Per-feature std, 1 for features constant in the training set (a border pixel): dividing
+    by ~0 would blow up any test sample where it is not constant."""
+    std = x.std(0)
+    return np.where(std < 1e-6, 1.0, std)
 
 
 class MLPProbe:
@@ -138,7 +165,7 @@ def probe(cfg: ProbeConfig) -> dict:
     y = {name: data.states[w[:, -1]].astype(np.float64) for name, w in windows.items()}
 
     names = _state_names(data.world, data.states.shape[1])
-    probes = {"linear": LinearProbe(x["train"], y["train"], cfg.ridge),
+    probes = {"linear": RidgeProbe(x["train"], y["train"], cfg.ridge),
               "mlp": MLPProbe(x["train"], y["train"], cfg.mlp_width, cfg.mlp_steps, cfg.seed)}
     scores = {}
     for kind, p in probes.items():
