@@ -119,7 +119,7 @@ def _pretrain(cfg: PretrainConfig) -> None:
 
 
 def _probe_features(cfg: FeatureProbeConfig) -> None:
-    from ami.evaluate.features import RESULT_FILE, probe_features
+    from ami.evaluate.features import probe_features, result_path
     r = probe_features(cfg)
     p = r["protocol"]
     print(f"linear probes ({r['task']}, {cfg.pool} features) on {p['samples']['test']} held-out "
@@ -133,8 +133,7 @@ def _probe_features(cfg: FeatureProbeConfig) -> None:
         for name, s in r["results"].items():
             for i, target in enumerate(r["targets"]):
                 print(f"  {name:<16} {target:<10} {s['r'][i]:>7.3f} {s['r2'][i]:>7.3f}")
-    where = cfg.encoder.parent if cfg.encoder.suffix == ".safetensors" else cfg.encoder
-    print(f"wrote {where}/{RESULT_FILE}")
+    print(f"wrote {result_path(cfg)}")
 
 
 def _finetune(cfg: FinetuneConfig) -> None:
