@@ -137,6 +137,21 @@ def test_bad_train_option_values(tiny_data, tmp_path, capsys, args, message):
     assert not (tmp_path / "r").exists()  # refused before anything was written
 
 
+@pytest.mark.parametrize("rank", [0, 1, 3])
+def test_under_torchrun_rank_0_alone_prints_the_error(tiny_data, tmp_path, capsys, monkeypatch,
+                                                      rank):
+    for name, value in dict(RANK=rank, WORLD_SIZE=4, LOCAL_RANK=rank % 2).items():
+        monkeypatch.setenv(name, str(value))  # what torchrun sets in each process it starts
+    args = [*TRAIN, "--data", str(tiny_data), "--run", str(tmp_path / "r"), "--lr", "-1"]
+    assert main(args) == 2  # every rank exits with the same code
+    err = capsys.readouterr().err.strip().splitlines()
+    if rank == 0:
+        assert err == ["ami: error: --lr must be a positive number, got -1.0"]
+    else:  # one line that names the rank, so that a rank that failed alone is still seen
+        assert err == [f"ami: rank {rank}: stopped on an error (rank 0 prints it; --debug "
+                       f"shows each rank's own)"]
+
+
 @pytest.mark.parametrize("args, message", [
     (["--lr", "0.5"], "options differ: lr=0.5 (the run has 0.002)"),
     (["--model.embed-dim", "64"], "options differ: model.embed_dim=64 (the run has 16)"),

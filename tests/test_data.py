@@ -1,5 +1,7 @@
 """The HDF5 episode format and the window sampler."""
 
+import tracemalloc
+
 import h5py
 import numpy as np
 import pytest
@@ -79,3 +81,43 @@ def test_episodes_too_short_for_a_window(tmp_path):
         w.append(*_episode(3, 0))
     with pytest.raises(AmiError, match="no episode has"):
         WindowSampler(EpisodeDataset.load(path), history=1, future=3, frameskip=5)
+
+
+def test_loading_holds_the_frames_once(tmp_path):
+    """Loading fills one array rather than concatenating a list of episodes, so its peak is
+    about one copy of the frames (PushT's 2.5 GB, not twice that)."""
+    path = tmp_path / "d.h5"
+    eps = [(np.full((21, 64, 64, 3), i, np.uint8), np.zeros((20, 2), np.float32))
+           for i in range(12)]
+    with EpisodeWriter(path, "two_rooms", (64, 64, 3), 2) as w:
+        for e in eps:
+            w.append(*e)
+    tracemalloc.start()  # numpy reports its buffers to tracemalloc
+    try:
+        d = EpisodeDataset.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1.3 * d.frames.nbytes, f"peak {peak / d.frames.nbytes:.2f}x the frames"
+    assert np.array_equal(d.frames, np.concatenate([f for f, _ in eps]))
+
+
+@pytest.mark.parametrize("episode", ["000000", "000002"])
+def test_damaged_frames_are_skipped_in_the_last_episode_only(tmp_path, episode):
+    path = tmp_path / "d.h5"
+    with EpisodeWriter(path, "two_rooms", (8, 8, 3), 2) as w:
+        for i in range(3):
+            w.append(*_episode(4, i))
+    with h5py.File(path, "r") as f:  # the checks read no pixels: only loading meets the damage
+        chunk = f[f"episodes/{episode}/frames"].id.get_chunk_info(1)
+    with open(path, "r+b") as f:
+        f.seek(chunk.byte_offset)
+        f.write(b"\xff" * chunk.size)
+    if episode == "000002":
+        with pytest.warns(UserWarning, match="skipping its last episode 000002"):
+            d = EpisodeDataset.load(path)
+        assert d.num_episodes == 2 and len(d.frames) == len(d.actions) == 10
+        assert np.array_equal(d.episode(1)["frames"], _episode(4, 1)[0])
+    else:
+        with pytest.raises(AmiError, match="episode 000000 is damaged"):
+            EpisodeDataset.load(path)

@@ -14,7 +14,13 @@ from PIL import Image
 from ami.config import FeatureProbeConfig, ModelConfig, PretrainConfig, ViTConfig
 from ami.data.media import ImageFolder, open_frames, sample_clips
 from ami.errors import AmiError
-from ami.evaluate.features import LogisticProbe, RidgeProbe, probe_features, vit_features
+from ami.evaluate.features import (
+    LogisticProbe,
+    RidgeProbe,
+    probe_features,
+    result_path,
+    vit_features,
+)
 from ami.io import load_encoder, load_model
 from ami.perception.jepa import ema_update, momentum_at
 from ami.perception.masks import (
@@ -240,9 +246,34 @@ def test_probe_features_reports_all_three_feature_sets(squares, tmp_path):
     assert r["task"] == "classify" and r["classes"] == ["bottom", "top"]
     assert set(r["results"]) == {"pretrained", "random_weights", "pixels"}
     assert r["protocol"]["samples"] == {"train": 18, "test": 6}
-    assert json.loads((run / "feature_probe.json").read_text())["results"] == r["results"]
+    assert (run / "feature_probe-squares0-mean.json").exists()
+    assert json.loads(result_path(FeatureProbeConfig(encoder=run, data=squares)).read_text()
+                      )["results"] == r["results"]
     with pytest.raises(AmiError, match="CSV file"):
         probe_features(FeatureProbeConfig(encoder=run, data=squares, labels="states"))
+
+
+def test_a_validation_probe_keeps_the_test_probe_result(squares, tmp_path):
+    run = pretrain(PretrainConfig(data=squares, run=tmp_path / "p", image_size=16,
+                                  vit=TINY_VIT, predictor_width=8, steps=2, batch_size=4,
+                                  warmup=1, progress=False))
+    validation = tmp_path / "validation"  # images carved from the probes' training set
+    validation.mkdir()
+    rows = list(csv.reader((squares / "labels.csv").read_text().splitlines()))[:17]
+    for name, _ in rows[1:]:
+        (validation / name).write_bytes((squares / name).read_bytes())
+    with open(validation / "labels.csv", "w", newline="") as f:
+        csv.writer(f).writerows(rows)
+    cfg = FeatureProbeConfig(encoder=run, data=squares, labels=str(squares / "labels.csv"),
+                             ridge=(1e-3,), baselines=False, progress=False)
+    test = probe_features(cfg)
+    probe_features(FeatureProbeConfig(encoder=run, data=validation, ridge=(1e-3,),
+                                      labels=str(validation / "labels.csv"), baselines=False,
+                                      progress=False))
+    written = {json.loads(p.read_text())["protocol"]["data"]: json.loads(p.read_text())
+               for p in run.glob("feature_probe*.json")}
+    assert set(written) == {str(squares), str(validation)}
+    assert written[str(squares)]["results"] == test["results"]
 
 
 def test_two_stage_world_model_keeps_the_pretrained_backbone(tiny_data, tmp_path):

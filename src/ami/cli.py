@@ -119,7 +119,7 @@ def _pretrain(cfg: PretrainConfig) -> None:
 
 
 def _probe_features(cfg: FeatureProbeConfig) -> None:
-    from ami.evaluate.features import RESULT_FILE, probe_features
+    from ami.evaluate.features import probe_features, result_path
     r = probe_features(cfg)
     p = r["protocol"]
     print(f"linear probes ({r['task']}, {cfg.pool} features) on {p['samples']['test']} held-out "
@@ -133,8 +133,7 @@ def _probe_features(cfg: FeatureProbeConfig) -> None:
         for name, s in r["results"].items():
             for i, target in enumerate(r["targets"]):
                 print(f"  {name:<16} {target:<10} {s['r'][i]:>7.3f} {s['r2'][i]:>7.3f}")
-    where = cfg.encoder.parent if cfg.encoder.suffix == ".safetensors" else cfg.encoder
-    print(f"wrote {where}/{RESULT_FILE}")
+    print(f"wrote {result_path(cfg)}")
 
 
 def _finetune(cfg: FinetuneConfig) -> None:
@@ -214,12 +213,12 @@ def main(argv: list[str] | None = None) -> int:
     except AmiError as e:
         if debug:
             raise
-        print(f"ami: error: {_one_line(e)}", file=sys.stderr)
+        _print_error(f"ami: error: {_one_line(e)}")
         return 2
     except OSError as e:  # disk full, permissions: the user's to fix, but not a usage error
         if debug:
             raise
-        print(f"ami: error: {_one_line(e)} (--debug shows where)", file=sys.stderr)
+        _print_error(f"ami: error: {_one_line(e)} (--debug shows where)")
         return 1
     except KeyboardInterrupt:
         print("ami: interrupted", file=sys.stderr)
@@ -255,6 +254,16 @@ def _option(args: list[str], flag: str) -> str | None:
         if a.startswith(flag + "="):
             return a.split("=", 1)[1]
     return None
+
+
+def _print_error(line: str) -> None:
+    """Print an error on stderr once, not once per process: under torchrun every rank usually
+    stops on the same error, so rank 0 prints it and the others one line that names them (a
+    rank that fails alone, on a file missing from its machine, is still seen)."""
+    from ami.distributed import process_rank
+    rank = process_rank()
+    print(line if rank == 0 else f"ami: rank {rank}: stopped on an error (rank 0 prints it; "
+                                 f"--debug shows each rank's own)", file=sys.stderr)
 
 
 def _one_line(e: Exception) -> str:

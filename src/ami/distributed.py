@@ -40,12 +40,17 @@ class Ranks:
         return slice(self.rank * b, (self.rank + 1) * b)
 
 
-def is_main_process() -> bool:
-    """True outside distributed training, and on rank 0 within it (also once `train` has left
-    the process group torchrun's environment describes)."""
+def process_rank() -> int:
+    """This process's rank: the process group's, else the one torchrun's environment gives
+    (also once `train` has left that group), else 0 outside distributed training."""
     if dist.is_available() and dist.is_initialized():
-        return dist.get_rank() == 0
-    return int(os.environ.get("RANK", "0")) == 0
+        return dist.get_rank()
+    return int(os.environ.get("RANK", "0"))
+
+
+def is_main_process() -> bool:
+    """True outside distributed training, and on rank 0 within it."""
+    return process_rank() == 0
 
 
 def join(device_name: str) -> tuple[Ranks, torch.device]:

@@ -237,30 +237,40 @@ class EpisodeDataset:
 
     @classmethod
     def load(cls, path: str | Path) -> EpisodeDataset:
+        """Check and read every complete episode. The frames go straight into one array sized
+        from the episodes' lengths, so that loading holds them once (PushT's 2,000 episodes:
+        2.5 GB), never a list of episodes and their concatenation beside it."""
         path = Path(path)
         _check_format(path)
-        frames, actions, states, lengths = [], [], [], []
+        names, actions, states, lengths = [], [], [], []
         with _open_for_reading(path) as f:
             world = str(f.attrs.get("world", "unknown"))
+            image_shape = tuple(int(v) for v in f.attrs["image_shape"])
             action_dim = int(f.attrs["action_dim"])
-            for _, (fr, ac, st) in complete_episodes(f, path, read_frames=True):
-                frames.append(fr)
+            for name, (n_frames, ac, st) in complete_episodes(f, path):
+                names.append(name)
                 # pad with a zero action so that row t of `actions` follows frame t
                 actions.append(np.concatenate([ac, np.zeros((1, action_dim), np.float32)]))
                 states.append(st)
-                lengths.append(len(fr))
-        if not frames:
-            raise AmiError(f"{path}: holds no complete episode (an empty data set; collect some "
-                           f"with `ami collect --out {path}`)")
+                lengths.append(n_frames)
+            if not names:
+                raise AmiError(f"{path}: holds no complete episode (an empty data set; collect "
+                               f"some with `ami collect --out {path}`)")
+            frames = np.empty((sum(lengths), *image_shape), np.uint8)  # (N_frames, H, W, C)
+            kept = _read_frames_into(f, path, names, lengths, frames)
+        frames, actions, states, lengths = (frames[:sum(lengths[:kept])], actions[:kept],
+                                            states[:kept], np.asarray(lengths[:kept]))
+        if not kept:
+            raise AmiError(f"{path}: holds no readable episode (its one complete episode is "
+                           f"damaged)")
         has_states = all(s is not None for s in states)
         if has_states and len({s.shape[1] for s in states}) > 1:
             raise AmiError(f"{path}: episodes have states of different sizes "
                            f"{sorted({s.shape[1] for s in states})}")
-        lengths = np.asarray(lengths)
         return cls(
             path=path,
             world=world,
-            frames=np.concatenate(frames),
+            frames=frames,
             actions=np.concatenate(actions),
             states=np.concatenate(states) if has_states else None,
             starts=np.concatenate([[0], np.cumsum(lengths)[:-1]]),
@@ -297,33 +307,55 @@ class EpisodeDataset:
         return self.frames[frame_index], self.actions[action_index]
 
 
-def complete_episodes(f: h5py.File, path: Path, read_frames: bool):
-    """(name, (frames, actions, states)) of every complete episode of an open file, in order,
-    checked; frames is the frame count alone unless `read_frames`. A damaged last episode (the
-    one a crash can have left half-written) is skipped with a warning; any other is an AmiError."""
+def complete_episodes(f: h5py.File, path: Path):
+    """(name, (frame count, actions, states)) of every complete episode of an open file, in
+    order, checked without reading the pixels. A damaged last episode (the one a crash can have
+    left half-written) is skipped with a warning; any other is an AmiError."""
     image_shape = tuple(int(v) for v in f.attrs["image_shape"])
     action_dim = int(f.attrs["action_dim"])
     names = sorted(f["episodes"])
     for i, name in enumerate(names):
         try:
-            episode = _read_episode(f["episodes"], name, image_shape, action_dim, read_frames)
+            episode = _read_episode(f["episodes"], name, image_shape, action_dim)
         except (OSError, RuntimeError, KeyError) as e:
-            if i == len(names) - 1:
-                warnings.warn(f"{path}: skipping its last episode {name}, which is "
-                              f"damaged ({_h5_reason(e)})", stacklevel=3)
-                continue
-            raise AmiError(f"{path}: episode {name} is damaged ({_h5_reason(e)})") from None
+            _skip_if_last(path, name, e, last=i == len(names) - 1)
+            continue
         except ValueError as e:
             raise AmiError(f"{path}: episode {name}: {e}") from None
         if episode is not None:
             yield name, episode
 
 
-def _read_episode(episodes: h5py.Group, name: str, image_shape: tuple, action_dim: int,
-                  read_frames: bool = True):
-    """(frames, actions, states or None) of a complete episode, None for an unfinished one;
-    ValueError says what is wrong with a complete one. Without `read_frames`, frames is their
-    count: the checks read the frames' shape, never the pixels."""
+def _read_frames_into(f: h5py.File, path: Path, names: list[str], lengths: list[int],
+                      out: np.ndarray) -> int:
+    """Read the named episodes' frames back to back into `out` (N_frames, H, W, C), without an
+    episode-sized copy in between; returns how many episodes were read: all, or all but a
+    damaged last one, as `complete_episodes` treats it."""
+    last = sorted(f["episodes"])[-1]
+    start = 0
+    for i, (name, n) in enumerate(zip(names, lengths, strict=True)):
+        try:
+            f["episodes"][name]["frames"].read_direct(out, dest_sel=np.s_[start:start + n])
+        except (OSError, RuntimeError, KeyError) as e:
+            _skip_if_last(path, name, e, last=name == last)
+            return i
+        start += n
+    return len(names)
+
+
+def _skip_if_last(path: Path, name: str, e: Exception, last: bool) -> None:
+    """Warn that a damaged last episode (the one a crash can have left half-written) is skipped;
+    any other damaged episode is an AmiError."""
+    if not last:
+        raise AmiError(f"{path}: episode {name} is damaged ({_h5_reason(e)})") from None
+    warnings.warn(f"{path}: skipping its last episode {name}, which is damaged "
+                  f"({_h5_reason(e)})", stacklevel=4)
+
+
+def _read_episode(episodes: h5py.Group, name: str, image_shape: tuple, action_dim: int):
+    """(frame count, actions, states or None) of a complete episode, None for an unfinished one;
+    ValueError says what is wrong with a complete one. The checks read the frames' shape, never
+    the pixels."""
     g = episodes[name]
     if not isinstance(g, h5py.Group) or not g.attrs.get("complete", False):
         return None
@@ -354,5 +386,4 @@ def _read_episode(episodes: h5py.Group, name: str, image_shape: tuple, action_di
         if not np.all(np.isfinite(st)):
             raise ValueError("states contain NaN or inf")
         st = st.astype(np.float32)
-    fr = g["frames"][()] if read_frames else t + 1
-    return fr, ac.astype(np.float32), st
+    return t + 1, ac.astype(np.float32), st

@@ -40,7 +40,7 @@ class EpisodeStream:
             world = str(f.attrs.get("world", "unknown"))
             image_shape = tuple(int(v) for v in f.attrs["image_shape"])
             action_dim = int(f.attrs["action_dim"])
-            for name, (n_frames, _, _) in complete_episodes(f, path, read_frames=False):
+            for name, (n_frames, _, _) in complete_episodes(f, path):
                 names.append(name)
                 lengths.append(n_frames)
         if not names:

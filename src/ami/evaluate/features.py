@@ -24,8 +24,6 @@ from ami.evaluate.probes import RidgeProbe, pearson_r, r_squared, safe_std
 from ami.io import ENCODER_FILE, file_sha256, load_encoder, write_json
 from ami.perception.vit import ViT
 
-RESULT_FILE = "feature_probe.json"
-
 
 class LogisticProbe:
     """Multinomial logistic regression on standardised features, fitted by L-BFGS in float64."""
@@ -154,7 +152,7 @@ def held_out(groups: np.ndarray, fraction: float, rng: np.random.Generator,
 
 
 def probe_features(cfg: FeatureProbeConfig) -> dict:
-    """Fit and score the linear probes; writes feature_probe.json in the encoder's run."""
+    """Fit and score the linear probes; writes the result to `result_path(cfg)`."""
     if not 0 < cfg.test_fraction < 1:
         raise AmiError(f"--test-fraction must be in (0, 1), got {cfg.test_fraction}")
     if cfg.blocks < 1:
@@ -216,9 +214,21 @@ def probe_features(cfg: FeatureProbeConfig) -> dict:
                        f"--seed {cfg.seed}",
         },
     }
-    run = Path(cfg.encoder)
-    write_json((run.parent if run.suffix == ".safetensors" else run) / RESULT_FILE, result)
+    write_json(result_path(cfg), result)
     return result
+
+
+def result_path(cfg: FeatureProbeConfig) -> Path:
+    """feature_probe-<data>-<pool>[-blocksN][-framesN][-seedN].json in the encoder's run, the
+    settings left at their defaults unnamed: a probe of other data (a validation split) or of
+    other features keeps its own file instead of replacing the last one's; the same settings
+    again replace theirs."""
+    run, data = Path(cfg.encoder), Path(cfg.data).resolve()
+    parts = [(data.stem if data.is_file() else data.name) or "data", cfg.pool]
+    parts += [f"{name}{getattr(cfg, name)}" for name in ("blocks", "frames", "seed")
+              if getattr(cfg, name) != getattr(FeatureProbeConfig, name)]
+    return (run.parent if run.suffix == ".safetensors" else run) / \
+        f"feature_probe-{'-'.join(parts)}.json"
 
 
 def _encode_labels(labels: np.ndarray, task: str):
