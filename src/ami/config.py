@@ -179,7 +179,7 @@ class TrainConfig:
     """torch.compile the training step (best on CUDA; the first steps wait for the compiler)."""
     stream: tyro.conf.DisallowNone[bool | None] = None
     """Read windows from the HDF5 file on demand instead of loading every frame into memory;
-    default: stream when the frames would take more than a third of the available memory."""
+    default: stream when the frames would take more than half the available memory."""
     workers: int = 2
     """Loader processes that read windows when streaming (0: read in the training process)."""
     seed: int = 0

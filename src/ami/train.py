@@ -349,11 +349,12 @@ def _sum_over_ranks(x: float, ranks: Ranks, device: torch.device) -> float:
 
 def _should_stream(cfg: TrainConfig, ranks: Ranks) -> bool:
     """As asked; by default, when the frames (one copy per process on this machine) would take
-    more than a third of the memory available now: loading holds them twice for a moment."""
+    more than half the memory available now (loading holds them once; the rest is left to
+    batches, the model and the system)."""
     if cfg.stream is not None:
         return cfg.stream
     copies = int(os.environ.get("LOCAL_WORLD_SIZE", ranks.world))
-    return 3 * frame_bytes(cfg.data) * copies > _available_memory()
+    return 2 * frame_bytes(cfg.data) * copies > _available_memory()
 
 
 def _available_memory() -> int:
