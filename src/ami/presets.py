@@ -38,8 +38,10 @@ PRESETS: dict[str, dict[type, dict]] = {
         # velocity is not visible in one frame: the predictor reads 4 frames, 2 steps apart, a
         # window long enough to remember a ball that went behind the occluder; bounces need a
         # wider, deeper predictor. No smoothness term: nothing here plans towards a goal.
+        # GELU, as the run measured in BENCHMARKS.md (issue 7), trained before the predictor's
+        # activation became an option; the ReLU default is untested here
         TrainConfig: {"model": {"history": 4, "frameskip": 2, "predictor_width": 256,
-                                "predictor_depth": 4},
+                                "predictor_depth": 4, "predictor_activation": "gelu"},
                       "future": 2, "smooth_weight": 0.0, "steps": 4000},
     },
     "maze": {
@@ -47,7 +49,8 @@ PRESETS: dict[str, dict[type, dict]] = {
         # windows of several 20-step macro-steps, and every door must be crossed often
         CollectConfig: {"out": Path("data/maze.h5"), "world": "maze", "episodes": 250,
                         "steps": 160, "heuristic_ratio": 0.8},
-        TrainConfig: {"steps": 3000},
+        # GELU, as the run measured in BENCHMARKS.md (issue 12); the ReLU default is untested here
+        TrainConfig: {"model": {"predictor_activation": "gelu"}, "steps": 3000},
     },
 }
 
