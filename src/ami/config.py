@@ -697,7 +697,8 @@ def to_dict(cfg) -> dict:
 
 
 def from_dict(cls, d: dict):
-    """Rebuild a config dataclass from `to_dict`'s output; unknown keys are an error."""
+    """Rebuild a config dataclass from `to_dict`'s output (lists back to tuples where the field
+    is a tuple); unknown keys are an error."""
     known = {f.name: f for f in fields(cls)}
     unknown = set(d) - set(known)
     if unknown:
@@ -710,6 +711,8 @@ def from_dict(cls, d: dict):
         elif isinstance(default, Path) or (name in ("data", "run", "out", "resume")
                                              and isinstance(value, str)):
             kwargs[name] = Path(value)
+        elif isinstance(default, tuple) and isinstance(value, list):  # JSON made it a list
+            kwargs[name] = tuple(value)
         else:
             kwargs[name] = value
     for name, old in getattr(cls, "LEGACY_DEFAULTS", {}).items():
