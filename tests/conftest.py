@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from ami.config import CollectConfig, ModelConfig, TrainConfig
+from ami.config import CollectConfig, ModelConfig, PretrainConfig, TrainConfig
 from ami.data.collect import collect
 
 torch.set_num_threads(2)
@@ -33,8 +33,20 @@ def tiny_run(tiny_data, tmp_path_factory):
 def train_killed_after(cfg: TrainConfig, step: int, monkeypatch) -> None:
     """Run `train(cfg)` as if killed right after its checkpoint at `step` was written (the
     step's learning rate is asked for only after that checkpoint)."""
+    killed_after("ami.train", "train", cfg, step, monkeypatch)
+
+
+def pretrain_killed_after(cfg: PretrainConfig, step: int, monkeypatch) -> None:
+    """Run `pretrain(cfg)` as if killed at `step`, after drawing its clips and masks (a
+    checkpoint at `step` was written before)."""
+    killed_after("ami.perception.pretrain", "pretrain", cfg, step, monkeypatch)
+
+
+def killed_after(module_name: str, entry: str, cfg, step: int, monkeypatch) -> None:
+    """Call `module_name.entry(cfg)` and stop it with a KeyboardInterrupt where it asks for the
+    learning rate of `step` (the module's `lr_at`), as a kill would."""
     import importlib
-    module = importlib.import_module("ami.train")  # `ami.train` is also the function
+    module = importlib.import_module(module_name)  # `ami.train` is also the function
     real_lr_at = module.lr_at
 
     def stop(s, c):
@@ -44,6 +56,6 @@ def train_killed_after(cfg: TrainConfig, step: int, monkeypatch) -> None:
     monkeypatch.setattr(module, "lr_at", stop)
     try:
         with pytest.raises(KeyboardInterrupt):
-            module.train(cfg)
+            getattr(module, entry)(cfg)
     finally:
         monkeypatch.undo()

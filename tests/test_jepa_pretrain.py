@@ -1,16 +1,19 @@
-"""I-JEPA / V-JEPA pretraining: masks, EMA, the objective, the data sources, the probes and
-the two-stage world model, on tiny data made here."""
+"""I-JEPA / V-JEPA pretraining: masks, EMA, the objective, the data sources, the probes, the
+two-stage world model, and resuming a killed run, on tiny data made here."""
 
 from __future__ import annotations
 
 import csv
 import json
+import shutil
 
 import numpy as np
 import pytest
 import torch
 from PIL import Image
+from safetensors.torch import load_file
 
+from ami.cli import main
 from ami.config import FeatureProbeConfig, ModelConfig, PretrainConfig, ViTConfig
 from ami.data.media import ImageFolder, open_frames, sample_clips
 from ami.errors import AmiError
@@ -21,7 +24,7 @@ from ami.evaluate.features import (
     result_path,
     vit_features,
 )
-from ami.io import load_encoder, load_model
+from ami.io import CHECKPOINT_FILE, load_encoder, load_model, read_checkpoint
 from ami.perception.jepa import ema_update, momentum_at
 from ami.perception.masks import (
     batch_indices,
@@ -32,9 +35,10 @@ from ami.perception.masks import (
 )
 from ami.perception.pretrain import pretrain
 from ami.perception.vit import ViT, ViTEncoder
+from ami.train import train
 from ami.world_model.model import WorldModel
 
-from .conftest import tiny_train_config
+from .conftest import pretrain_killed_after, tiny_train_config
 
 TINY_VIT = ViTConfig(patch=4, width=16, depth=1, heads=2)
 
@@ -277,7 +281,6 @@ def test_a_validation_probe_keeps_the_test_probe_result(squares, tmp_path):
 
 
 def test_two_stage_world_model_keeps_the_pretrained_backbone(tiny_data, tmp_path):
-    from ami.train import train
     encoder_run = pretrain(PretrainConfig(data=tiny_data, run=tmp_path / "v", method="vjepa",
                                           vit=ViTConfig(patch=16, width=16, depth=1, heads=2),
                                           predictor_width=8, frames=2, steps=2, batch_size=4,
@@ -295,3 +298,103 @@ def test_two_stage_world_model_keeps_the_pretrained_backbone(tiny_data, tmp_path
     tuned = load_model(train(cfg))
     assert not all(torch.equal(tuned.encoder.backbone.state_dict()[k], v)
                    for k, v in pretrained.state_dict().items())
+
+
+# ----------------------------------------------------------------- a killed pretraining resumes
+
+def _tiny_pretrain(squares, run, **kw) -> PretrainConfig:
+    return PretrainConfig(**{**dict(data=squares, run=run, image_size=16, vit=TINY_VIT,
+                                    predictor_width=8, steps=10, batch_size=4, warmup=2,
+                                    log_every=1, checkpoint_every=4, device="cpu",
+                                    sigreg_projections=16, progress=False), **kw})
+
+
+def _rows(run) -> list[dict]:
+    """metrics.jsonl without its wall-clock times."""
+    return [{k: v for k, v in json.loads(line).items() if k != "time"}
+            for line in open(run / "metrics.jsonl")]
+
+
+@pytest.mark.parametrize("collapse", ["ema", "sigreg"])
+def test_pretraining_killed_and_resumed_ends_bit_identical(squares, tmp_path, monkeypatch,
+                                                           collapse):
+    whole = pretrain(_tiny_pretrain(squares, tmp_path / "whole", collapse=collapse))
+    run = tmp_path / "killed"
+    # killed in step 6: the checkpoint holds step 4, metrics.jsonl already has steps 4 and 5
+    pretrain_killed_after(_tiny_pretrain(squares, run, collapse=collapse), 6, monkeypatch)
+    assert read_checkpoint(run).step == 4 and not (run / "encoder.safetensors").exists()
+    assert [r["step"] for r in _rows(run)] == [0, 1, 2, 3, 4, 5]
+
+    assert main(["pretrain", "--resume", str(run), "--no-progress"]) == 0
+    assert json.loads((run / "pretrain_summary.json").read_text())["resumed_at"] == [4]
+    # encoders, predictor, AdamW moments and RNG states: every tensor of the final checkpoint
+    a, b = load_file(whole / CHECKPOINT_FILE), load_file(run / CHECKPOINT_FILE)
+    assert a.keys() == b.keys()
+    for k in a:
+        assert torch.equal(a[k], b[k]), k
+    a, b = load_file(whole / "encoder.safetensors"), load_file(run / "encoder.safetensors")
+    assert a.keys() == b.keys() and all(torch.equal(a[k], b[k]) for k in a)
+    # the killed run's rows up to its checkpoint, then the resumed run's, each step once
+    assert _rows(run) == _rows(whole) and len(_rows(run)) == 10
+    # a finished run is left as it is
+    before = (run / "encoder.safetensors").read_bytes()
+    assert main(["pretrain", "--resume", str(run), "--no-progress"]) == 0
+    assert (run / "encoder.safetensors").read_bytes() == before
+
+
+@pytest.fixture(scope="module")
+def pretrained(squares, tmp_path_factory):
+    """A finished tiny pretraining run, with non-default tuple options (they come back from
+    JSON as lists)."""
+    run = tmp_path_factory.mktemp("pretrained") / "run"
+    return pretrain(_tiny_pretrain(squares, run, steps=2, target_scale=(0.1, 0.2)))
+
+
+@pytest.mark.parametrize("args, message", [
+    (["--lr", "0.5"], "options differ: lr=0.5 (the run has 0.001)"),
+    (["--vit.width", "32"], "options differ: vit.width=32 (the run has 16)"),
+    (["--run", "elsewhere"], "name different runs"),
+    (["--checkpoint-every", "0"], "--checkpoint-every must be >= 1, got 0"),
+])
+def test_pretrain_resume_refuses_options_that_change_the_run(pretrained, tmp_path, capsys,
+                                                             args, message):
+    run = shutil.copytree(pretrained, tmp_path / "run")
+    (run / "encoder.safetensors").unlink()  # not finished: resuming would run
+    before = (run / CHECKPOINT_FILE).read_bytes()
+    assert main(["pretrain", "--resume", str(run), "--no-progress", *args]) == 2
+    err = capsys.readouterr().err
+    assert message in err and len(err.strip().splitlines()) == 1
+    assert (run / CHECKPOINT_FILE).read_bytes() == before
+
+
+def test_pretrain_resume_takes_the_runs_own_settings_given_again(pretrained, tmp_path):
+    run = shutil.copytree(pretrained, tmp_path / "run")
+    (run / "encoder.safetensors").unlink()
+    assert main(["pretrain", "--resume", str(run), "--no-progress", "--target-scale", "0.1", "0.2",
+                 "--lr", "0.001", "--vit.width", "16", "--steps", "2"]) == 0
+    assert load_file(run / "encoder.safetensors").keys() == \
+        load_file(pretrained / "encoder.safetensors").keys()
+
+
+def test_resume_with_the_other_command_names_the_right_one(pretrained, tiny_data, tmp_path,
+                                                          capsys):
+    world_model = train(tiny_train_config(tiny_data, tmp_path / "world_model", steps=2))
+    assert main(["pretrain", "--resume", str(world_model), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"ami: error: {world_model} is a world-model training run; continue it with "
+        f"`ami train --resume {world_model}`"]
+    assert main(["train", "--resume", str(pretrained), "--no-progress"]) == 2
+    assert capsys.readouterr().err.strip().splitlines() == [
+        f"ami: error: {pretrained} is a pretraining run; continue it with "
+        f"`ami pretrain --resume {pretrained}`"]
+
+
+def test_a_new_pretraining_does_not_overwrite_a_killed_one(squares, tmp_path, monkeypatch,
+                                                           capsys):
+    run = tmp_path / "killed"
+    pretrain_killed_after(_tiny_pretrain(squares, run), 5, monkeypatch)
+    before = (run / CHECKPOINT_FILE).read_bytes()
+    assert main(["pretrain", "--data", str(squares), "--run", str(run), "--image-size", "16",
+                 "--no-progress"]) == 2
+    assert f"continue it with `ami pretrain --resume {run}`" in capsys.readouterr().err
+    assert (run / CHECKPOINT_FILE).read_bytes() == before

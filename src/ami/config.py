@@ -190,7 +190,8 @@ class TrainConfig:
     """Write a resumable checkpoint.safetensors (model, optimiser, RNG states) every this many
     steps."""
     resume: Path | None = None
-    """Run directory to continue from its last checkpoint, with the run's own settings."""
+    """Run directory to continue from its last checkpoint, with the run's own settings (`ami
+    pretrain --resume` continues a pretraining run's)."""
     progress: bool = True
     """Show a progress bar."""
     encoder_from: Path | None = None
@@ -529,7 +530,7 @@ class SurpriseConfig:
 class PretrainConfig:
     """Pretrain a ViT by masked latent prediction (I-JEPA on images, V-JEPA on clips): no labels,
     no pixels predicted. Writes encoder.safetensors for `ami probe-features` and
-    `ami train --encoder-from`."""
+    `ami train --encoder-from`; a killed run continues with `--resume RUN`."""
 
     data: Path = Path("data/two_rooms.h5")
     """A folder of images (PNG/JPEG), a folder of videos (MP4...; needs `ami[video]`), or an
@@ -599,6 +600,12 @@ class PretrainConfig:
     """Random seed of initialisation, masks and sampling."""
     log_every: int = 50
     """Write metrics.jsonl every this many steps."""
+    checkpoint_every: int = 250
+    """Write a resumable checkpoint.safetensors (encoders, predictor, optimiser, RNG states)
+    every this many steps."""
+    resume: Path | None = None
+    """Pretraining run directory to continue from its last checkpoint, with the run's own
+    settings (`ami train --resume` continues a world model's)."""
     progress: bool = True
     """Show a progress bar."""
 
@@ -697,7 +704,8 @@ def to_dict(cfg) -> dict:
 
 
 def from_dict(cls, d: dict):
-    """Rebuild a config dataclass from `to_dict`'s output; unknown keys are an error."""
+    """Rebuild a config dataclass from `to_dict`'s output (lists back to tuples where the field
+    is a tuple); unknown keys are an error."""
     known = {f.name: f for f in fields(cls)}
     unknown = set(d) - set(known)
     if unknown:
@@ -710,6 +718,8 @@ def from_dict(cls, d: dict):
         elif isinstance(default, Path) or (name in ("data", "run", "out", "resume")
                                              and isinstance(value, str)):
             kwargs[name] = Path(value)
+        elif isinstance(default, tuple) and isinstance(value, list):  # JSON made it a list
+            kwargs[name] = tuple(value)
         else:
             kwargs[name] = value
     for name, old in getattr(cls, "LEGACY_DEFAULTS", {}).items():

@@ -6,9 +6,10 @@ match, and a mismatch is an error that names them. Nothing here calls torch.load
 loading a file cannot run code; every write goes to a temporary file that is fsynced and then
 renamed, so a crash leaves the old file or the new one, never half of one.
 
-A training checkpoint (`checkpoint.safetensors`) adds what `ami train --resume` needs to continue
-bit for bit: the optimiser's state tensors, the trainer's RNG states and JSON state (step, config,
-numpy/python RNG states), in one file so that one rename replaces all of it at once.
+A training checkpoint (`checkpoint.safetensors`) adds what `ami train --resume` (or `ami pretrain
+--resume`) needs to continue bit for bit: the optimiser's state tensors, the trainer's RNG states
+and JSON state (step, config, numpy/python RNG states), and the command that wrote it, in one file
+so that one rename replaces all of it at once; `ami.resume` puts the trainer's part back.
 """
 
 from __future__ import annotations
@@ -251,16 +252,19 @@ class Checkpoint:
 
     path: Path
     step: int                                   # optimisation steps completed
-    model_config: ModelConfig
+    command: str                                # the trainer that wrote it: train or pretrain
+    model_config: ModelConfig | None            # a world model's (None: pretraining's JEPA)
     state: dict                                 # the trainer's JSON state
     tensors: dict[str, torch.Tensor]            # the trainer's tensors (RNG states)
     model: dict[str, torch.Tensor] = field(repr=False)
     optimizer: dict = field(repr=False)         # torch's optimizer state_dict layout
 
 
-def save_checkpoint(path: Path, model: WorldModel, optimizer: torch.optim.Optimizer, step: int,
-                    state: dict, tensors: dict[str, torch.Tensor]) -> Path:
-    """Write model, optimiser, `tensors` and JSON `state` to one safetensors file, atomically."""
+def save_checkpoint(path: Path, model: torch.nn.Module, optimizer: torch.optim.Optimizer,
+                    step: int, state: dict, tensors: dict[str, torch.Tensor],
+                    command: str = "train") -> Path:
+    """Write model, optimiser, `tensors` and JSON `state` to one safetensors file, atomically;
+    `command` (train, pretrain) names the trainer that can resume it."""
     out = {f"model/{k}": v for k, v in model.state_dict().items()}
     opt = optimizer.state_dict()
     for index, per_param in opt["state"].items():
@@ -271,14 +275,16 @@ def save_checkpoint(path: Path, model: WorldModel, optimizer: torch.optim.Optimi
     out.update({f"extra/{k}": v for k, v in tensors.items()})
     out = {k: v.detach().cpu().contiguous().clone() for k, v in out.items()}
     meta = {
-        "ami_model_config": json.dumps(to_dict(model.cfg)),
         "ami_checkpoint": json.dumps({
             "format": CHECKPOINT_FORMAT, "version": CHECKPOINT_VERSION, "step": step,
+            "command": command,
             "optimizer": {"class": type(optimizer).__name__,
                           "param_groups": opt["param_groups"]},
             "state": state,
         }),
     }
+    if isinstance(model, WorldModel):  # rebuilds the model without its trainer's help
+        meta["ami_model_config"] = json.dumps(to_dict(model.cfg))
     return atomic_write(path, lambda tmp: save_file(out, tmp, metadata=meta))
 
 
@@ -288,20 +294,23 @@ def read_checkpoint(path: Path) -> Checkpoint:
     if path.is_dir():
         path = path / CHECKPOINT_FILE
     if not path.exists():
-        raise AmiError(f"no training checkpoint at {path} (only runs trained by this version of "
-                       f"`ami train` can be resumed)")
+        raise AmiError(f"no training checkpoint at {path} (only runs of `ami train` or `ami "
+                       f"pretrain` by this version of ami can be resumed)")
     meta, tensors = read_safetensors(path)
-    if "ami_checkpoint" not in meta or "ami_model_config" not in meta:
+    if "ami_checkpoint" not in meta:
         raise AmiError(f"{path}: a safetensors file, but not an ami training checkpoint")
     try:
         info = json.loads(meta["ami_checkpoint"])
         fmt, version, step = info["format"], info["version"], int(info["step"])
         opt_info, state = info["optimizer"], info["state"]
+        command = str(info.get("command", "train"))  # written by `ami train` alone before
     except (json.JSONDecodeError, KeyError, TypeError, ValueError):
         raise AmiError(f"{path}: its ami_checkpoint metadata is damaged") from None
     if fmt != CHECKPOINT_FORMAT or version != CHECKPOINT_VERSION:
         raise AmiError(f"{path}: checkpoint format {fmt} v{version}; this ami reads "
                        f"{CHECKPOINT_FORMAT} v{CHECKPOINT_VERSION}")
+    if command == "train" and "ami_model_config" not in meta:  # a world model describes itself
+        raise AmiError(f"{path}: a safetensors file, but not an ami training checkpoint")
     parts: dict[str, dict] = {"model": {}, "optimizer": {}, "extra": {}}
     for key, value in tensors.items():
         kind, _, rest = key.partition("/")
@@ -315,14 +324,16 @@ def read_checkpoint(path: Path) -> Checkpoint:
             raise AmiError(f"{path}: unexpected optimizer tensor {key!r}")
         opt_state.setdefault(int(index), {})[name] = value
     return Checkpoint(
-        path=path, step=step, model_config=_model_config(meta["ami_model_config"], path),
+        path=path, step=step, command=command,
+        model_config=_model_config(meta["ami_model_config"], path)
+        if "ami_model_config" in meta else None,
         state=state, tensors=parts["extra"], model=parts["model"],
         optimizer={"class": opt_info.get("class"), "state": opt_state,
                    "param_groups": opt_info.get("param_groups")},
     )
 
 
-def restore(ckpt: Checkpoint, model: WorldModel, optimizer: torch.optim.Optimizer) -> None:
+def restore(ckpt: Checkpoint, model: torch.nn.Module, optimizer: torch.optim.Optimizer) -> None:
     """Load a checkpoint's model and optimiser state, after checking every key and shape."""
     check_state_dict(model, ckpt.model, ckpt.path)
     check_optimizer_state(model, optimizer, ckpt.optimizer, ckpt.path)

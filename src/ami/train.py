@@ -3,7 +3,8 @@
 The loop is resumable bit for bit: every `checkpoint_every` steps it writes the model, the
 optimiser, and the state of every random stream it draws from (numpy for batches, a torch
 Generator for SIGReg's directions, torch's and python's global RNGs), and `--resume RUN` puts all
-of them back. The LR schedule is a pure function of the step, so the step is its whole state.
+of them back (`ami.resume`, which `ami pretrain` shares). The LR schedule is a pure function of
+the step, so the step is its whole state.
 
 Under torchrun the same loop runs on every rank (see `ami.distributed`): each rank draws the same
 global batch and computes its equal share, SIGReg and BatchNorm see the global batch, DDP averages
@@ -17,10 +18,9 @@ import contextlib
 import json
 import math
 import os
-import random
 import time
 import warnings
-from dataclasses import fields, replace
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -29,7 +29,7 @@ import torch.nn as nn
 import torch.nn.functional as F
 from tqdm.auto import tqdm
 
-from ami.config import ModelConfig, TrainConfig, from_dict, to_dict
+from ami.config import ModelConfig, TrainConfig, to_dict
 from ami.data.batches import WindowBatches
 from ami.data.dataset import EpisodeDataset
 from ami.data.stream import EpisodeStream, frame_bytes
@@ -51,7 +51,6 @@ from ami.io import (
     CHECKPOINT_FILE,
     MODEL_FILE,
     Checkpoint,
-    atomic_write,
     check_model_fits,
     read_checkpoint,
     restore,
@@ -60,6 +59,7 @@ from ami.io import (
     write_json,
 )
 from ami.perception.pretrain import load_pretrained_backbone, with_pretrained_encoder
+from ami.resume import keep_metrics_before, restore_rngs, resumed_config, rng_state, rng_tensors
 from ami.world_model.model import WorldModel, build_world_model
 from ami.world_model.sigreg import sigreg
 
@@ -242,7 +242,7 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
                 (run / METRICS_FILE).unlink(missing_ok=True)
         else:
             restore(ckpt, model, opt)
-            _restore_rngs(ckpt, rng, gen, device)
+            restore_rngs(ckpt, rng, gen, device)
             start, elapsed = ckpt.step, float(ckpt.state.get("elapsed", 0.0))
             resumed_at = [*ckpt.state.get("resumed_at", []), start]
             if ranks.main:
@@ -251,7 +251,7 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
                                   f"{ckpt.state.get('data', {}).get('episodes')} the run began "
                                   f"with; the resumed run will not match an uninterrupted one",
                                   stacklevel=1)
-                _keep_metrics_before(run / METRICS_FILE, start)
+                keep_metrics_before(run / METRICS_FILE, start)
         objective = wrap_for_ranks(objective_for(model, cfg), ranks, device)
         if cfg.compile:  # in place: the state dict keeps its keys, checkpoints stay the same
             model.encoder.compile()
@@ -268,11 +268,11 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
             if not ranks.main:  # the weights are the same on every rank; rank 0 writes them
                 return done, run / CHECKPOINT_FILE
             state = {"config": to_dict(cfg), "data": data_info, "resumed_at": resumed_at,
-                     "elapsed": time.perf_counter() - t_start, **_rng_json(rng),
+                     "elapsed": time.perf_counter() - t_start, **rng_state(rng),
                      "flops_per_step": saved_flops or flops.total * ranks.world,
                      "accounting": [*acct.earlier, session]}
             path = save_checkpoint(run / CHECKPOINT_FILE, model, opt, done, state,
-                                   _rng_tensors(gen, device))
+                                   rng_tensors(gen, device))
             return done, path
 
         last_good = None
@@ -397,86 +397,11 @@ def _refuse_to_overwrite(run: Path) -> None:
 def _resumed_config(given: TrainConfig, ckpt: Checkpoint) -> TrainConfig:
     """The run's own config, with the options that do not change the computation taken from
     the command line; an option that would change it is an error, not silently ignored."""
-    run = Path(given.resume)
-    if given.run is not None and Path(given.run) != run:
-        raise AmiError(f"--run {given.run} and --resume {run} name different runs; --resume "
-                       f"continues a run in its own directory")
-    try:
-        saved = from_dict(TrainConfig, ckpt.state["config"])
-    except (KeyError, TypeError, ValueError) as e:
-        raise AmiError(f"{ckpt.path}: its training config does not fit this version of ami "
-                       f"({e})") from None
-    if saved.model != ckpt.model_config:
+    cfg = resumed_config(given, ckpt, "train", _RESUME_OVERRIDES,
+                         ignored=tuple(f"model.{name}" for name in _MODEL_FROM_DATA))
+    if cfg.model != ckpt.model_config:
         raise AmiError(f"{ckpt.path}: damaged: its model config and training config disagree")
-    default, conflicts, overrides = TrainConfig(), [], {}
-    for f in fields(TrainConfig):
-        name = f.name
-        g, s, d = getattr(given, name), getattr(saved, name), getattr(default, name)
-        if name in ("resume", "run"):
-            continue
-        if name == "model":
-            conflicts += [f"model.{k.name}={getattr(g, k.name)!r} (the run has "
-                          f"{getattr(s, k.name)!r})" for k in fields(ModelConfig)
-                          if k.name not in _MODEL_FROM_DATA
-                          and getattr(g, k.name) not in (getattr(d, k.name), getattr(s, k.name))]
-        elif name in _RESUME_OVERRIDES:
-            overrides[name] = g if g != d else s
-        elif g not in (d, s):
-            conflicts.append(f"{name}={g!r} (the run has {s!r})")
-    if conflicts:
-        raise AmiError(f"--resume {run} continues the run with its own settings, but these "
-                       f"options differ: {', '.join(conflicts)}; start a new run to change them")
-    return replace(saved, resume=run, run=run, **overrides)
-
-
-def _rng_json(rng: np.random.Generator) -> dict:
-    version, state, gauss = random.getstate()
-    return {"numpy_rng": rng.bit_generator.state,
-            "python_rng": {"version": version, "state": list(state), "gauss": gauss}}
-
-
-def _rng_tensors(gen: torch.Generator, device: torch.device) -> dict[str, torch.Tensor]:
-    tensors = {"rng/torch": torch.get_rng_state(), "rng/sigreg": gen.get_state()}
-    if device.type == "cuda":
-        tensors["rng/cuda"] = torch.cuda.get_rng_state(device)
-    return tensors
-
-
-def _restore_rngs(ckpt: Checkpoint, rng: np.random.Generator, gen: torch.Generator,
-                  device: torch.device) -> None:
-    try:
-        rng.bit_generator.state = ckpt.state["numpy_rng"]
-        p = ckpt.state["python_rng"]
-        random.setstate((p["version"], tuple(p["state"]), p["gauss"]))
-        torch.set_rng_state(ckpt.tensors["rng/torch"])
-        sigreg_state = ckpt.tensors["rng/sigreg"]
-    except (KeyError, TypeError, ValueError, RuntimeError) as e:
-        raise AmiError(f"{ckpt.path}: its RNG states are missing or damaged ({e})") from None
-    try:
-        gen.set_state(sigreg_state)
-    except RuntimeError:  # a CUDA generator's state, written by an earlier ami on a GPU
-        warnings.warn(f"{ckpt.path} holds SIGReg's random state of a CUDA generator; "
-                      f"SIGReg's directions restart from the seed, so the resumed run will not "
-                      f"match an uninterrupted one", stacklevel=2)
-        gen.manual_seed(ckpt.state.get("config", {}).get("seed", 0) + ckpt.step)
-    if "rng/cuda" in ckpt.tensors and device.type == "cuda":
-        torch.cuda.set_rng_state(ckpt.tensors["rng/cuda"], device)
-
-
-def _keep_metrics_before(path: Path, step: int) -> None:
-    """Keep metrics rows of steps before `step`: the killed run may have logged past its last
-    checkpoint (and cut its last line short); the resumed run writes those steps again."""
-    if not path.exists():
-        return
-    kept = []
-    for line in path.read_text().splitlines():
-        try:
-            row = json.loads(line)
-        except json.JSONDecodeError:
-            continue
-        if isinstance(row, dict) and isinstance(row.get("step"), int) and row["step"] < step:
-            kept.append(line + "\n")
-    atomic_write(path, lambda tmp: tmp.write_text("".join(kept)))
+    return cfg
 
 
 def _last_good(last_good: tuple[int, Path] | None, run: Path) -> str:

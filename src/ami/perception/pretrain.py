@@ -5,6 +5,11 @@ draws clips of `--frames` frames and masks tubes through them, twice per clip (s
 blocks, a few large ones), averaging the two losses. The run directory gets encoder.safetensors
 (the EMA target encoder, as I-JEPA evaluates, or the one encoder of the SIGReg variant),
 config.json, metrics.jsonl and pretrain_summary.json.
+
+Like `ami train`, the loop is resumable bit for bit: every `checkpoint_every` steps it writes
+checkpoint.safetensors (context and target encoders, predictor, AdamW, the numpy stream of clips
+and masks, SIGReg's torch Generator, torch's and python's RNGs), and `--resume RUN` puts all of
+them back through `ami.resume`. The LR and EMA schedules are pure functions of the step.
 """
 
 from __future__ import annotations
@@ -12,6 +17,7 @@ from __future__ import annotations
 import json
 import math
 import time
+import warnings
 from dataclasses import replace
 from pathlib import Path
 
@@ -23,10 +29,26 @@ from ami.config import PretrainConfig, ViTConfig, to_dict
 from ami.data.media import open_frames, sample_clips
 from ami.device import resolve_device
 from ami.errors import AmiError, check_rules
-from ami.io import ENCODER_FILE, check_state_dict, load_encoder, save_encoder, write_json
+from ami.io import (
+    CHECKPOINT_FILE,
+    ENCODER_FILE,
+    check_state_dict,
+    load_encoder,
+    read_checkpoint,
+    restore,
+    save_checkpoint,
+    save_encoder,
+    write_json,
+)
 from ami.perception.jepa import JEPA, MaskedPredictor, momentum_at
 from ami.perception.masks import batch_indices, multiblock_mask, tube_mask
 from ami.perception.vit import ViT
+from ami.resume import keep_metrics_before, restore_rngs, resumed_config, rng_state, rng_tensors
+
+METRICS_FILE = "metrics.jsonl"
+# options that change how a run is watched or stored, not what it computes: --resume takes them
+# from the command line; every other option comes from the run itself
+_RESUME_OVERRIDES = ("data", "device", "progress", "log_every", "checkpoint_every")
 
 
 def resolved_vit(cfg: PretrainConfig) -> ViTConfig:
@@ -76,6 +98,7 @@ def check_pretrain_config(cfg: PretrainConfig, vit: ViTConfig) -> None:
         ("predictor_width", cfg.predictor_width % cfg.predictor_heads == 0,
          f"a multiple of --predictor-heads {cfg.predictor_heads}"),
         ("log_every", cfg.log_every >= 1, ">= 1"),
+        ("checkpoint_every", cfg.checkpoint_every >= 1, ">= 1"),
     ]
     if cfg.method == "vjepa":
         rules.append(("frames", cfg.frames % vit.tubelet == 0,
@@ -89,7 +112,12 @@ def check_pretrain_config(cfg: PretrainConfig, vit: ViTConfig) -> None:
 
 
 def pretrain(cfg: PretrainConfig) -> Path:
-    """Pretrain a ViT on `cfg.data`; returns the run directory (holding encoder.safetensors)."""
+    """Pretrain a ViT on `cfg.data`, or continue `cfg.resume` from its last checkpoint; returns
+    the run directory (holding encoder.safetensors)."""
+    ckpt = None
+    if cfg.resume is not None:
+        ckpt = read_checkpoint(Path(cfg.resume) / CHECKPOINT_FILE)
+        cfg = resumed_config(cfg, ckpt, "pretrain", _RESUME_OVERRIDES)
     vcfg = resolved_vit(cfg)
     check_pretrain_config(cfg, vcfg)
     source = open_frames(cfg.data, cfg.image_size, cfg.channels)
@@ -97,10 +125,16 @@ def pretrain(cfg: PretrainConfig) -> Path:
         raise AmiError(f"image size {source.image_size} is not a multiple of --vit.patch "
                        f"{vcfg.patch}")
     frames = cfg.frames if cfg.method == "vjepa" else 1
-    run = Path(cfg.run) if cfg.run is not None else \
-        Path("runs") / f"pretrain-{cfg.method}-{time.strftime('%Y%m%d-%H%M%S')}"
-    if (run / ENCODER_FILE).exists():
-        raise AmiError(f"run directory {run} already holds {ENCODER_FILE}; choose a new --run")
+    if ckpt is None:  # the data as an absolute path: the run resumes from anywhere
+        cfg = replace(cfg, data=Path(cfg.data).resolve())
+        run = Path(cfg.run) if cfg.run is not None else \
+            Path("runs") / f"pretrain-{cfg.method}-{time.strftime('%Y%m%d-%H%M%S')}"
+        _refuse_to_overwrite(run)
+        cfg = replace(cfg, run=run)
+    else:
+        run = Path(cfg.resume)
+        if ckpt.step >= cfg.steps and (run / ENCODER_FILE).exists():
+            return run  # finished before: nothing left to do
     run.mkdir(parents=True, exist_ok=True)
     device = resolve_device(cfg.device)
 
@@ -121,15 +155,37 @@ def pretrain(cfg: PretrainConfig) -> Path:
             "method": cfg.method, "collapse": cfg.collapse, "frames": frames,
             "frame_stride": cfg.frame_stride, "data": str(cfg.data), "source": source.kind,
             "items": len(source)}
-    write_json(run / "config.json", {"pretrain": to_dict(cfg), "encoder": info,
-                                     "parameters": {"encoder": _count(encoder),
-                                                    "predictor": _count(predictor)}})
+    if ckpt is None:
+        start, elapsed, resumed_at = 0, 0.0, []
+        write_json(run / "config.json", {"pretrain": to_dict(cfg), "encoder": info,
+                                         "parameters": {"encoder": _count(encoder),
+                                                        "predictor": _count(predictor)}})
+        (run / METRICS_FILE).unlink(missing_ok=True)
+    else:
+        restore(ckpt, jepa, opt)
+        restore_rngs(ckpt, rng, gen, device)
+        start, elapsed = ckpt.step, float(ckpt.state.get("elapsed", 0.0))
+        resumed_at = [*ckpt.state.get("resumed_at", []), start]
+        if ckpt.state.get("items") != len(source):
+            warnings.warn(f"{cfg.data} now holds {len(source)} items, not the "
+                          f"{ckpt.state.get('items')} the run began with; the resumed run will "
+                          f"not match an uninterrupted one", stacklevel=1)
+        keep_metrics_before(run / METRICS_FILE, start)
 
-    t0 = time.perf_counter()
+    t0 = time.perf_counter() - elapsed
+
+    def checkpoint(done: int) -> None:
+        state = {"config": to_dict(cfg), "items": len(source), "resumed_at": resumed_at,
+                 "elapsed": time.perf_counter() - t0, **rng_state(rng)}
+        save_checkpoint(run / CHECKPOINT_FILE, jepa, opt, done, state, rng_tensors(gen, device),
+                        command="pretrain")
+
+    if ckpt is None:
+        checkpoint(0)
     record = None
-    bar = tqdm(range(cfg.steps), desc=f"pretrain {cfg.method}", unit="step",
-               disable=not cfg.progress)
-    with open(run / "metrics.jsonl", "w") as log:
+    bar = tqdm(range(start, cfg.steps), desc=f"pretrain {cfg.method}", unit="step",
+               disable=not cfg.progress, initial=start, total=cfg.steps)
+    with open(run / METRICS_FILE, "a") as log:
         for step in bar:
             clips = sample_clips(source, rng, cfg.batch_size, frames, cfg.frame_stride)
             x = torch.as_tensor(clips, device=device).permute(0, 4, 1, 2, 3).float().div_(255)
@@ -159,11 +215,23 @@ def pretrain(cfg: PretrainConfig) -> Path:
                 log.flush()
                 bar.set_postfix(loss=f"{record['pretrain/loss']:.4f}",
                                 std=f"{record['pretrain/token_std']:.3f}")
+            if (step + 1) % cfg.checkpoint_every == 0 and step + 1 < cfg.steps:
+                checkpoint(step + 1)
+    if start < cfg.steps:  # the final state, kept like `ami train`'s
+        checkpoint(cfg.steps)
     seconds = time.perf_counter() - t0
     save_encoder(jepa.feature_encoder, run, {**info, "steps": cfg.steps})
     write_json(run / "pretrain_summary.json", {"seconds": seconds, "steps": cfg.steps,
+                                               "resumed_at": resumed_at,
                                                "device": str(device), "final": record})
     return run
+
+
+def _refuse_to_overwrite(run: Path) -> None:
+    for name in (CHECKPOINT_FILE, ENCODER_FILE):
+        if (run / name).exists():
+            raise AmiError(f"run directory {run} already holds {name}; continue it with "
+                           f"`ami pretrain --resume {run}`, or choose a new --run")
 
 
 @torch.no_grad()
