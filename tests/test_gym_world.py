@@ -2,6 +2,10 @@
 Pendulum-v1, which ami does not ship."""
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import h5py
 import numpy as np
@@ -89,3 +93,17 @@ def test_trajectory_goals_replay_a_held_out_episode_exactly():
         assert np.array_equal(env.get_state(), start)   # replayed from the episode's seed
         assert not env.is_success(start)
         assert env.render_state(goal).shape == (32, 32, 3)
+
+
+@pytest.mark.skipif(not Path("/proc/self/status").exists(), reason="reads /proc (Linux)")
+def test_a_pygame_world_leaves_sigterm_to_the_process(tmp_path):
+    """SDL (pygame) takes over SIGTERM when it starts unless told not to; a collection worker
+    that ignored the pool's SIGTERM hung `ami collect --workers 2` on Pendulum now and then."""
+    script = ("from ami.envs.gym_world import make_gym_world\n"
+              "w = make_gym_world('Pendulum-v1'); w.reset(seed=0); w.render()\n"
+              "mask = next(l for l in open('/proc/self/status') if l.startswith('SigCgt'))\n"
+              "print(int(mask.split()[1], 16) >> 14 & 1)\n")           # bit of SIGTERM (15)
+    env = {k: v for k, v in os.environ.items() if k != "SDL_NO_SIGNAL_HANDLERS"}
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, cwd=tmp_path, check=True).stdout
+    assert out.strip() == "0"

@@ -151,9 +151,15 @@ def _episodes(cfg: CollectConfig, env, indices: range):
     # holds a lock can wait on it forever; forkserver children start from a clean process
     ctx = mp.get_context("forkserver" if "forkserver" in mp.get_all_start_methods() else
                          "spawn")
-    with ctx.Pool(min(cfg.workers, len(indices)), initializer=_start_worker,
-                  initargs=(cfg,)) as pool:
+    pool = ctx.Pool(min(cfg.workers, len(indices)), initializer=_start_worker, initargs=(cfg,))
+    try:
         yield pool.imap(_worker_episode, indices, chunksize=1)
+        pool.close()        # done: the workers take the pool's sentinels and exit themselves
+    except BaseException:
+        pool.terminate()    # stopped early: SIGTERM to every worker
+        raise
+    finally:
+        pool.join()
 
 
 _worker: tuple | None = None

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import difflib
 import importlib
+import os
 
 import gymnasium as gym
 import numpy as np
@@ -86,6 +87,10 @@ class GymWorld(gym.Wrapper):
 def make_gym_world(name: str, image_size: int = 64, known: tuple[str, ...] = ()) -> GymWorld:
     """A registered gymnasium id or `module:Class`, wrapped; an unknown id suggests close names
     (among `known`, the built-in worlds, and the registered ids)."""
+    # environments that draw with pygame start SDL, which by default takes over SIGINT and
+    # SIGTERM: Ctrl-C would no longer stop `ami`, and a collection worker would ignore the
+    # pool's SIGTERM (the pool then waits on it for ever). SDL reads this when it starts.
+    os.environ.setdefault("SDL_NO_SIGNAL_HANDLERS", "1")
     if ":" in name:
         env = _from_class(name)
     else:
