@@ -22,7 +22,7 @@ import torch
 
 from ami.config import from_dict
 from ami.errors import AmiError
-from ami.io import Checkpoint, atomic_write
+from ami.io import Checkpoint, atomic_write, restore
 
 # what each command's runs are, for the error that sends a --resume to the other command
 _RUN_KIND = {"train": "a world-model training run", "pretrain": "a pretraining run"}
@@ -63,6 +63,17 @@ def restore_rngs(ckpt: Checkpoint, rng: np.random.Generator, gen: torch.Generato
         gen.manual_seed(ckpt.state.get("config", {}).get("seed", 0) + ckpt.step)
     if "rng/cuda" in ckpt.tensors and device.type == "cuda":
         torch.cuda.set_rng_state(ckpt.tensors["rng/cuda"], device)
+
+
+def restore_run(ckpt: Checkpoint, module, opt, rng: np.random.Generator, gen: torch.Generator,
+                device: torch.device) -> tuple[int, float, list[int]]:
+    """Put back the module's, the optimiser's and every RNG's state from `ckpt`; returns the
+    step to start from, the seconds the run had already spent, and the steps at which it was
+    resumed (this one included)."""
+    restore(ckpt, module, opt)
+    restore_rngs(ckpt, rng, gen, device)
+    return (ckpt.step, float(ckpt.state.get("elapsed", 0.0)),
+            [*ckpt.state.get("resumed_at", []), ckpt.step])
 
 
 def keep_metrics_before(path: Path, step: int) -> None:

@@ -53,13 +53,12 @@ from ami.io import (
     Checkpoint,
     check_model_fits,
     read_checkpoint,
-    restore,
     save_checkpoint,
     save_model,
     write_json,
 )
 from ami.perception.pretrain import load_pretrained_backbone, with_pretrained_encoder
-from ami.resume import keep_metrics_before, restore_rngs, resumed_config, rng_state, rng_tensors
+from ami.resume import keep_metrics_before, restore_run, resumed_config, rng_state, rng_tensors
 from ami.world_model.model import WorldModel, build_world_model
 from ami.world_model.sigreg import sigreg
 
@@ -241,10 +240,7 @@ def _train(cfg: TrainConfig, ckpt: Checkpoint | None, ranks: Ranks,
                                                  "parameters": model.num_parameters()})
                 (run / METRICS_FILE).unlink(missing_ok=True)
         else:
-            restore(ckpt, model, opt)
-            restore_rngs(ckpt, rng, gen, device)
-            start, elapsed = ckpt.step, float(ckpt.state.get("elapsed", 0.0))
-            resumed_at = [*ckpt.state.get("resumed_at", []), start]
+            start, elapsed, resumed_at = restore_run(ckpt, model, opt, rng, gen, device)
             if ranks.main:
                 if ckpt.state.get("data", {}).get("frames") != data_info["frames"]:
                     warnings.warn(f"{cfg.data} now holds {data.num_episodes} episodes, not the "

@@ -35,7 +35,6 @@ from ami.io import (
     check_state_dict,
     load_encoder,
     read_checkpoint,
-    restore,
     save_checkpoint,
     save_encoder,
     write_json,
@@ -43,7 +42,7 @@ from ami.io import (
 from ami.perception.jepa import JEPA, MaskedPredictor, momentum_at
 from ami.perception.masks import batch_indices, multiblock_mask, tube_mask
 from ami.perception.vit import ViT
-from ami.resume import keep_metrics_before, restore_rngs, resumed_config, rng_state, rng_tensors
+from ami.resume import keep_metrics_before, restore_run, resumed_config, rng_state, rng_tensors
 
 METRICS_FILE = "metrics.jsonl"
 # options that change how a run is watched or stored, not what it computes: --resume takes them
@@ -162,10 +161,7 @@ def pretrain(cfg: PretrainConfig) -> Path:
                                                         "predictor": _count(predictor)}})
         (run / METRICS_FILE).unlink(missing_ok=True)
     else:
-        restore(ckpt, jepa, opt)
-        restore_rngs(ckpt, rng, gen, device)
-        start, elapsed = ckpt.step, float(ckpt.state.get("elapsed", 0.0))
-        resumed_at = [*ckpt.state.get("resumed_at", []), start]
+        start, elapsed, resumed_at = restore_run(ckpt, jepa, opt, rng, gen, device)
         if ckpt.state.get("items") != len(source):
             warnings.warn(f"{cfg.data} now holds {len(source)} items, not the "
                           f"{ckpt.state.get('items')} the run began with; the resumed run will "
