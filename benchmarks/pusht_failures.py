@@ -18,15 +18,15 @@ from pathlib import Path
 
 import numpy as np
 
-from ami.envs.pusht import PushT
+from ami.envs.pusht import PushT, angle_difference
 
 # the world's own success test, not a copy of its numbers
 RADIUS, ANGLE_DEG = PushT.success_radius, float(np.degrees(PushT.angle_tolerance))
 
 
 def angle_deg(a, b) -> np.ndarray:
-    """Absolute angle difference in degrees, wrapped to [0, 180]."""
-    return np.degrees(np.abs((np.asarray(a) - np.asarray(b) + np.pi) % (2 * np.pi) - np.pi))
+    """Absolute angle difference in degrees, wrapped to [0, 180] (the world's own rule)."""
+    return np.degrees(angle_difference(a, b))
 
 
 def failures(eval_json: Path) -> dict:

@@ -63,10 +63,11 @@ def rotate(points: np.ndarray, angle: float) -> np.ndarray:
     return points @ np.array([[c, s], [-s, c]])
 
 
-def angle_difference(a: float, b: float) -> float:
-    """|a − b| wrapped into [0, π]."""
-    d = abs(a - b) % (2 * math.pi)
-    return min(d, 2 * math.pi - d)
+def angle_difference(a, b):
+    """|a − b| wrapped into [0, π]; element-wise for arrays."""
+    d = np.abs(np.asarray(a, np.float64) - np.asarray(b, np.float64)) % (2 * math.pi)
+    d = np.minimum(d, 2 * math.pi - d)
+    return float(d) if d.ndim == 0 else d
 
 
 class PushT(gym.Env):
