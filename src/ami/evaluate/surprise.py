@@ -194,6 +194,5 @@ def _world_of(run: Path) -> tuple[str, dict, str]:
         saved = None
     if saved is None:
         return world, {"config": BallisticConfig()}, "defaults (the run's data has no record)"
-    options = from_dict(BallisticConfig, {k: tuple(v) if isinstance(v, list) else v
-                                          for k, v in saved.items()})
+    options = from_dict(BallisticConfig, saved)           # JSON's lists back to tuples there
     return world, {"config": options}, str(data)
