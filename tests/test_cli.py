@@ -4,6 +4,8 @@ import json
 import subprocess
 import sys
 
+import imageio.v2 as imageio
+import numpy as np
 import pytest
 
 from ami.cli import main
@@ -29,7 +31,10 @@ def test_collect_train_eval_smoke(tmp_path):
     assert protocol["budget"] == 10 and protocol["seeds"] == [1000, 1001]
     assert protocol["planner"]["samples"] == 16 and protocol["goal_rule"]
     assert "--actor cem" in protocol["command"] and "--plan.samples 16" in protocol["command"]
-    assert (run / "episode.gif").exists()
+    # the first episode beside its goal frame (H, 2W+2), each frame upscaled 4x
+    gif = imageio.mimread(run / "episode.gif")
+    size = 4 * json.loads((run / "config.json").read_text())["train"]["model"]["image_size"]
+    assert np.asarray(gif[0]).shape[:2] == (size, 2 * size + 8)
 
     # Mode-1: train the policy on the run's data, act with it alone, and seed CEM with it
     assert main(["train-policy", "--run", str(run), "--steps", "5", "--batch-size", "16"]) == 0

@@ -30,8 +30,7 @@ def save_gif(frames: list[np.ndarray], path: Path, goal_frame: np.ndarray | None
     frame if given, the goal's frame to the right of each if given."""
     shown = [mark_goal(f, ring) if ring is not None else f for f in frames]
     if goal_frame is not None:
-        gap = np.empty((goal_frame.shape[0], 2, 3), np.uint8)
-        gap[:] = GAP
+        gap = np.full((goal_frame.shape[0], 2, 3), GAP, np.uint8)
         shown = [np.concatenate([f, gap, goal_frame], axis=1) for f in shown]   # (H, 2W+2, 3)
     shown = [f.repeat(upscale, 0).repeat(upscale, 1) for f in shown]
     imageio.mimsave(path, shown, duration=1000 / fps, loop=0)
